@@ -1,0 +1,400 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Configuration loading; see config.h. libconfig parses the syntax, options.c applies
+ * the tables; this file knows the file set, the daemon's settings table and how input
+ * instances are put together.
+ */
+#include "config.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <libconfig.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "options.h"
+#include "parse.h"
+#include "topic.h"
+#include "util.h"
+
+static const char *const log_target_names[] = { "auto", "journal", "stderr", NULL };
+static const char *const log_level_names[] = {
+	"error", "warning", "notice", "info", "debug", NULL
+};
+
+#define D(member) offsetof(struct daemon_settings, member)
+static const struct cg_option daemon_options[] = {
+	{ "plugin_dir", CG_OPT_STRING, D(plugin_dir), COAPGATE_PLUGIN_DIR,
+	  .help = "Directory that holds the input plugins (<name>.so)." },
+	{ "state_dir", CG_OPT_STRING, D(state_dir), "/var/lib/coapgate",
+	  .help = "Directory for the queue and the credentials (systemd StateDirectory)." },
+	{ "log_target", CG_OPT_ENUM, D(log_target), "auto", .choices = log_target_names,
+	  .help = "Where to log: the journal when run by systemd (auto), or always one place." },
+	{ "log_level", CG_OPT_ENUM, D(log_level), "info", .choices = log_level_names,
+	  .help = "Messages less important than this are not logged." },
+	{ "log_rate_limit_interval", CG_OPT_DURATION, D(log_rate_limit_interval_usec), "30s", 0,
+	  86400 * USEC_PER_SEC,
+	  .help = "Window of the per-input log rate limit; 0 turns the limit off." },
+	{ "log_rate_limit_burst", CG_OPT_INT, D(log_rate_limit_burst), "20", 0, 100000,
+	  .help = "Messages an input may log per window before the rest are counted only." },
+	{ "stop_timeout", CG_OPT_DURATION, D(stop_timeout_usec), "10s", 100 * USEC_PER_MSEC,
+	  3600 * USEC_PER_SEC,
+	  .help = "How long to wait for inputs to stop on shutdown before exiting anyway." },
+	{ "status_interval", CG_OPT_DURATION, D(status_interval_usec), "10s", USEC_PER_SEC,
+	  3600 * USEC_PER_SEC, .help = "How often the systemd STATUS= line is refreshed." },
+	{ 0 },
+};
+#undef D
+
+static const struct cg_option settings_table[] = {
+	{ "daemon", CG_OPT_GROUP, offsetof(struct config_settings, daemon), .sub = daemon_options,
+	  .help = "Settings of the daemon process itself." },
+	{ 0 },
+};
+
+#define I(member) offsetof(struct input_config, member)
+static const struct cg_option input_options[] = {
+	{ "name", CG_OPT_STRING, I(name), .flags = CG_OPT_REQUIRED,
+	  .help = "Unique name of the instance, used in logs: 1 to 64 of A-Z a-z 0-9 _ . -" },
+	{ "plugin", CG_OPT_STRING, I(plugin_name), .flags = CG_OPT_REQUIRED,
+	  .help = "The plugin to run (the file <plugin_dir>/<plugin>.so)." },
+	{ "topic", CG_OPT_STRING, I(topic),
+	  .help = "1NCE OS topic of the instance's readings; default: the name." },
+	{ "enabled", CG_OPT_BOOL, I(enabled), "true",
+	  .help = "A disabled instance is checked but not started." },
+	{ "restart_backoff_min", CG_OPT_DURATION, I(restart_backoff_min_usec), "1s",
+	  10 * USEC_PER_MSEC, 3600 * USEC_PER_SEC,
+	  .help = "Delay before the first restart of a failed run; doubles each time." },
+	{ "restart_backoff_max", CG_OPT_DURATION, I(restart_backoff_max_usec), "5min",
+	  10 * USEC_PER_MSEC, 86400 * USEC_PER_SEC,
+	  .help = "The restart delay stops doubling here." },
+	{ "restart_backoff_reset", CG_OPT_DURATION, I(restart_backoff_reset_usec), "1min",
+	  10 * USEC_PER_MSEC, 86400 * USEC_PER_SEC,
+	  .help = "A run that lasted this long was healthy: the delay starts over." },
+	{ 0 },
+};
+#undef I
+
+int config_log_level(const struct config *c)
+{
+	return LOG_ERR + c->settings.daemon.log_level;
+}
+
+void config_print_help(FILE *f)
+{
+	options_print_help(f, settings_table, 0);
+}
+
+void config_print_input_help(FILE *f)
+{
+	options_print_help(f, input_options, 4);
+}
+
+static const char **table_keys(const struct cg_option *table)
+{
+	size_t n = 0;
+	const char **keys;
+
+	while (table && table[n].key)
+		n++;
+	keys = xcalloc(n + 1, sizeof(char *));
+	for (size_t i = 0; i < n; i++)
+		keys[i] = table[i].key;
+	return keys;
+}
+
+/* The names of group's members that table does not declare. */
+static const char **keys_not_in(const config_setting_t *group, const struct cg_option *table)
+{
+	const char **keys = xcalloc((size_t)config_setting_length(group) + 1, sizeof(char *));
+	size_t n = 0;
+
+	for (int i = 0; i < config_setting_length(group); i++) {
+		const char *name = config_setting_name(config_setting_get_elem(group, (unsigned)i));
+		bool known = false;
+
+		for (const struct cg_option *o = table; o->key; o++)
+			known |= strcmp(o->key, name) == 0;
+		if (!known)
+			keys[n++] = name;
+	}
+	return keys;
+}
+
+static int compare_strings(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* The main file, then <dir of path>/conf.d/<name>.conf in name order. */
+static int list_files(const char *path, char ***ret_files, size_t *ret_n)
+{
+	const char *slash = strrchr(path, '/');
+	char *dir, **files;
+	size_t n = 1;
+	DIR *d;
+
+	files = xcalloc(1, sizeof(char *));
+	files[0] = xstrdup(path);
+	if (slash)
+		dir = xasprintf("%.*s/conf.d", (int)(slash - path), path);
+	else
+		dir = xstrdup("conf.d");
+	d = opendir(dir);
+	if (!d && errno != ENOENT) {
+		int r = log_error_errno(errno, "cannot read \"%s\": %m", dir);
+
+		free(dir);
+		free(files[0]);
+		free(files);
+		return r;
+	}
+	for (struct dirent *de; d && (de = readdir(d));) {
+		size_t len = strlen(de->d_name);
+
+		/* Skip hidden files and editor backups: only *.conf counts. */
+		if (de->d_name[0] == '.' || len < 6 || strcmp(de->d_name + len - 5, ".conf") != 0)
+			continue;
+		files = xrealloc(files, (n + 1) * sizeof(char *));
+		files[n++] = xasprintf("%s/%s", dir, de->d_name);
+	}
+	if (d)
+		closedir(d);
+	free(dir);
+	qsort(files + 1, n - 1, sizeof(char *), compare_strings);
+	*ret_files = files;
+	*ret_n = n;
+	return 0;
+}
+
+static int read_file(const char *path, config_t *cf)
+{
+	const char *slash = strrchr(path, '/');
+	char *dir = slash ? xasprintf("%.*s", (int)(slash - path), path) : xstrdup(".");
+	FILE *f;
+	int r = 0;
+
+	config_init(cf);
+	/* Relative @include paths are relative to the including file. */
+	config_set_include_dir(cf, dir);
+	free(dir);
+	f = fopen(path, "re");
+	if (!f)
+		return log_error_errno(errno, "cannot read configuration \"%s\": %m", path);
+	if (config_read(cf, f) != CONFIG_TRUE) {
+		log_error("%s:%d: %s", config_error_file(cf) ? config_error_file(cf) : path,
+			  config_error_line(cf), config_error_text(cf));
+		r = -EINVAL;
+	}
+	fclose(f);
+	return r;
+}
+
+static bool input_name_is_valid(const char *name)
+{
+	size_t n = strlen(name);
+
+	return n > 0 && n <= 64 &&
+	       strspn(name, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-") ==
+		   n;
+}
+
+static void input_config_free(struct input_config *in)
+{
+	if (in->plugin)
+		options_free(in->plugin->desc.options, in->plugin_conf);
+	free(in->plugin_conf);
+	options_free(input_options, in);
+	free(in->file);
+}
+
+/* The plugin's keys must not shadow the instance keys, or one key would mean two things. */
+static int check_plugin_keys(const struct plugin *p, char *why, size_t why_size)
+{
+	for (const struct cg_option *o = p->desc.options; o && o->key; o++)
+		for (const struct cg_option *c = input_options; c->key; c++)
+			if (strcmp(o->key, c->key) == 0) {
+				snprintf(why, why_size,
+					 "%s: option \"%s\" is reserved for every input instance",
+					 p->path, o->key);
+				return -EINVAL;
+			}
+	return 0;
+}
+
+static int parse_input(struct config *c, const config_setting_t *group, struct input_config *in)
+{
+	const config_setting_t *plugin_setting = config_setting_get_member(group, "plugin");
+	const char *file = config_setting_source_file(group);
+	const char **plugin_keys = NULL, **common_keys = NULL;
+	const char *name = NULL;
+	char *context = NULL;
+	char why[1024];
+	int r;
+
+	memset(in, 0, sizeof(*in));
+	in->file = xstrdup(file ? file : c->path);
+	in->line = config_setting_source_line(group);
+	options_set_defaults(input_options, in);
+
+	config_setting_lookup_string(group, "name", &name);
+	context = name ? xasprintf("input \"%s\": ", name) : xstrdup("input: ");
+	common_keys = table_keys(input_options);
+
+	/* Which plugin decides which keys are valid, so it comes first. */
+	if (plugin_setting && config_setting_type(plugin_setting) == CONFIG_TYPE_STRING) {
+		const char *plugin_name = config_setting_get_string(plugin_setting);
+
+		r = plugin_registry_get(c->plugins, plugin_name, &in->plugin, why, sizeof(why));
+		if (r >= 0)
+			r = check_plugin_keys(in->plugin, why, sizeof(why));
+		if (r < 0) {
+			options_error(plugin_setting, "%scannot use plugin \"%s\": %s", context,
+				      plugin_name, why);
+			in->plugin = NULL;
+		}
+	}
+	r = 0;
+	if (in->plugin) {
+		const struct cg_plugin *d = &in->plugin->desc;
+
+		in->plugin_conf = xcalloc(1, d->conf_size ? d->conf_size : 1);
+		options_set_defaults(d->options, in->plugin_conf);
+		plugin_keys = table_keys(d->options);
+		r = options_parse_group(d->options, group, in->plugin_conf, common_keys, true,
+					context);
+	}
+	/* Without a usable plugin its keys are unknown: report only the common problems. */
+	if (!plugin_keys)
+		plugin_keys = keys_not_in(group, input_options);
+	if (options_parse_group(input_options, group, in, plugin_keys, true, context) < 0 ||
+	    !in->plugin)
+		r = -EINVAL;
+	if (in->name && !input_name_is_valid(in->name))
+		r = options_error(config_setting_get_member(group, "name"),
+				  "%sthe name must be 1 to 64 of A-Z a-z 0-9 _ . -", context);
+	if (in->name && !in->topic) {
+		if (topic_is_valid(in->name))
+			in->topic = xstrdup(in->name);
+		else
+			r = options_error(group,
+					  "%sthe name is not a valid topic, so set \"topic\" "
+					  "(A-Z a-z 0-9 _ / without \"//\", at most %d bytes)",
+					  context, CG_TOPIC_MAX);
+	} else if (in->topic && !topic_is_valid(in->topic)) {
+		r = options_error(config_setting_get_member(group, "topic"),
+				  "%soption \"topic\": \"%s\" is not a valid 1NCE OS topic "
+				  "(A-Z a-z 0-9 _ / without \"//\", at most %d bytes)",
+				  context, in->topic, CG_TOPIC_MAX);
+	}
+	if (in->restart_backoff_max_usec < in->restart_backoff_min_usec)
+		r = options_error(
+		    group, "%srestart_backoff_max is smaller than restart_backoff_min", context);
+	free(plugin_keys);
+	free(common_keys);
+	free(context);
+	return r;
+}
+
+static int parse_inputs(struct config *c, const config_setting_t *list)
+{
+	int r = 0;
+
+	if (!config_setting_is_list(list) &&
+	    !(config_setting_is_array(list) && config_setting_length(list) == 0))
+		return options_error(list, "\"inputs\" must be a list of groups: ( { ... }, ... )");
+	for (int i = 0; i < config_setting_length(list); i++) {
+		const config_setting_t *group = config_setting_get_elem(list, (unsigned)i);
+		struct input_config *in;
+
+		if (!config_setting_is_group(group)) {
+			r = options_error(group, "inputs[%d]: expected a group { ... }", i);
+			continue;
+		}
+		c->inputs = xrealloc(c->inputs, (c->n_inputs + 1) * sizeof(*c->inputs));
+		in = &c->inputs[c->n_inputs++];
+		if (parse_input(c, group, in) < 0)
+			r = -EINVAL;
+		for (size_t j = 0; in->name && j + 1 < c->n_inputs; j++)
+			if (c->inputs[j].name && strcmp(c->inputs[j].name, in->name) == 0)
+				r = options_error(group,
+						  "input \"%s\": the name is already used at %s:%u",
+						  in->name, c->inputs[j].file, c->inputs[j].line);
+	}
+	return r;
+}
+
+int config_load(const char *path, const char *plugin_dir, struct config **ret)
+{
+	static const char *const skip_inputs[] = { "inputs", NULL };
+	struct config *c = xcalloc(1, sizeof(*c));
+	config_t *files = NULL;
+	char **paths = NULL;
+	size_t n = 0, n_read = 0;
+	int r;
+
+	c->path = xstrdup(path);
+	options_set_defaults(settings_table, &c->settings);
+	r = list_files(path, &paths, &n);
+	if (r < 0)
+		goto fail;
+	files = xcalloc(n, sizeof(config_t));
+
+	/* Read every file first: settings (plugin_dir above all) may come from any of them. */
+	for (; n_read < n; n_read++)
+		if (read_file(paths[n_read], &files[n_read]) < 0)
+			r = -EINVAL;
+	for (size_t i = 0; i < n; i++)
+		if (options_parse_group(settings_table, config_root_setting(&files[i]),
+					&c->settings, skip_inputs, false, "") < 0)
+			r = -EINVAL;
+	if (r < 0)
+		goto fail;
+
+	if (plugin_dir) {
+		free(c->settings.daemon.plugin_dir);
+		c->settings.daemon.plugin_dir = xstrdup(plugin_dir);
+	}
+	c->plugins = plugin_registry_new(c->settings.daemon.plugin_dir);
+	for (size_t i = 0; i < n; i++) {
+		const config_setting_t *list = config_lookup(&files[i], "inputs");
+
+		if (list && parse_inputs(c, list) < 0)
+			r = -EINVAL;
+	}
+	if (r < 0)
+		goto fail;
+
+	for (size_t i = 0; i < n; i++)
+		config_destroy(&files[i]);
+	for (size_t i = 0; i < n; i++)
+		free(paths[i]);
+	free(files);
+	free(paths);
+	*ret = c;
+	return 0;
+
+fail:
+	for (size_t i = 0; i < n_read; i++)
+		config_destroy(&files[i]);
+	for (size_t i = 0; i < n; i++)
+		free(paths[i]);
+	free(files);
+	free(paths);
+	config_free(c);
+	return r;
+}
+
+void config_free(struct config *c)
+{
+	if (!c)
+		return;
+	for (size_t i = 0; i < c->n_inputs; i++)
+		input_config_free(&c->inputs[i]);
+	free(c->inputs);
+	options_free(settings_table, &c->settings);
+	plugin_registry_free(c->plugins);
+	free(c->path);
+	free(c);
+}

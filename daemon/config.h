@@ -1,0 +1,87 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The daemon's configuration: the main file in libconfig syntax plus conf.d/<name>.conf
+ * beside it, read in that order (conf.d files sorted by name). Settings given again in
+ * a later file replace earlier ones; `inputs` lists of all files are concatenated.
+ *
+ * Every daemon setting is declared in one option table (config.c), every input
+ * instance is parsed against the common instance table plus its plugin's own table.
+ * Errors are logged as "FILE:LINE: what is wrong".
+ *
+ * Not here: acting on settings (main.c, service.c) or running inputs (input.c).
+ */
+#ifndef COAPGATE_CONFIG_H
+#define COAPGATE_CONFIG_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "log.h"
+#include "plugin.h"
+
+#ifndef COAPGATE_PLUGIN_DIR
+#define COAPGATE_PLUGIN_DIR "/usr/lib/coapgate/plugins"
+#endif
+#ifndef COAPGATE_CONFIG_FILE
+#define COAPGATE_CONFIG_FILE "/etc/coapgate/coapgate.conf"
+#endif
+
+struct daemon_settings {
+	char *plugin_dir;
+	char *state_dir;
+	int log_target; /* enum log_target */
+	int log_level;	/* index into error..debug; see config_log_level() */
+	uint64_t log_rate_limit_interval_usec;
+	int64_t log_rate_limit_burst;
+	uint64_t stop_timeout_usec;
+	uint64_t status_interval_usec;
+};
+
+/* Everything outside `inputs`, one member per top-level group. */
+struct config_settings {
+	struct daemon_settings daemon;
+};
+
+struct input_config {
+	char *name;
+	char *plugin_name;
+	char *topic; /* after loading: never NULL (defaults to name) */
+	bool enabled;
+	uint64_t restart_backoff_min_usec;
+	uint64_t restart_backoff_max_usec;
+	uint64_t restart_backoff_reset_usec;
+
+	const struct plugin *plugin; /* owned by the config's registry */
+	void *plugin_conf;	     /* filled from the plugin's option table */
+
+	char *file; /* where the instance is defined */
+	unsigned line;
+};
+
+struct config {
+	char *path;
+	struct config_settings settings;
+	struct input_config *inputs;
+	size_t n_inputs;
+	struct plugin_registry *plugins;
+};
+
+/*
+ * Load path and its conf.d. plugin_dir, when not NULL, overrides daemon.plugin_dir.
+ * Returns 0 and a new config, -EINVAL for an invalid configuration (each problem
+ * logged as FILE:LINE), or another negative errno (logged) when a file cannot be read.
+ */
+int config_load(const char *path, const char *plugin_dir, struct config **ret);
+void config_free(struct config *c);
+
+/* The syslog level chosen by daemon.log_level. */
+int config_log_level(const struct config *c);
+
+/* Print the daemon's settings table and the common input options, for --help-config. */
+void config_print_help(FILE *f);
+
+/* The keys every input instance has besides its plugin's options. */
+void config_print_input_help(FILE *f);
+
+#endif

@@ -1,0 +1,313 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The main loop; see service.h. Everything periodic runs as an sd-event timer on the
+ * main thread: the watchdog ping, the STATUS= line and the flush of rate-limited log
+ * counts. Input threads never touch the loop.
+ */
+#include "service.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sysexits.h>
+#include <systemd/sd-daemon.h>
+#include <systemd/sd-event.h>
+#include <unistd.h>
+
+#include "input.h"
+#include "log.h"
+#include "testprint.h"
+#include "util.h"
+
+struct service {
+	const struct config *config;
+	const struct service_options *options;
+	sd_event *event;
+	struct cg_instance **inputs;
+	size_t n_inputs;
+	struct sink sink;
+	struct test_printer *printer;
+	atomic_uint_fast64_t discarded;
+	uint64_t watchdog_usec;
+	char last_status[256];
+};
+
+/*
+ * Until the disk queue exists, a daemon running normally has nowhere to put readings:
+ * it counts them so that STATUS= shows the inputs work.
+ */
+static int discard_emit(void *userdata, const char *input, const struct cg_reading *r)
+{
+	struct service *s = userdata;
+
+	(void)input;
+	(void)r;
+	s->discarded++;
+	return 0;
+}
+
+static void update_status(struct service *s, const char *state)
+{
+	unsigned running = 0, backoff = 0;
+	uint64_t readings = 0, restarts = 0;
+	char status[256];
+
+	for (size_t i = 0; i < s->n_inputs; i++) {
+		struct input_stats st;
+
+		input_get_stats(s->inputs[i], &st);
+		running += st.phase == INPUT_RUNNING;
+		backoff += st.phase == INPUT_BACKOFF;
+		readings += st.readings;
+		restarts += st.restarts;
+	}
+	snprintf(status, sizeof(status),
+		 "%s; inputs: %u running, %u restarting; readings: %llu; restarts: %llu", state,
+		 running, backoff, (unsigned long long)readings, (unsigned long long)restarts);
+	/* Every STATUS= is a message to PID 1: send only changes. */
+	if (strcmp(status, s->last_status) == 0)
+		return;
+	snprintf(s->last_status, sizeof(s->last_status), "%s", status);
+	sd_notifyf(false, "STATUS=%s", status);
+}
+
+static int on_signal(sd_event_source *source, const struct signalfd_siginfo *si, void *userdata)
+{
+	(void)userdata;
+	log_info("received %s, stopping", strsignal((int)si->ssi_signo));
+	return sd_event_exit(sd_event_source_get_event(source), EXIT_SUCCESS);
+}
+
+static int on_sighup(sd_event_source *source, const struct signalfd_siginfo *si, void *userdata)
+{
+	(void)source;
+	(void)si;
+	(void)userdata;
+	log_notice("SIGHUP: reloading is not supported, restart the service to apply changes");
+	return 0;
+}
+
+/* Re-arm a periodic timer source relative to now. */
+static int rearm(sd_event_source *source, uint64_t period_usec)
+{
+	uint64_t now;
+	int r;
+
+	r = sd_event_now(sd_event_source_get_event(source), CLOCK_MONOTONIC, &now);
+	if (r < 0)
+		return r;
+	r = sd_event_source_set_time(source, now + period_usec);
+	if (r < 0)
+		return r;
+	return sd_event_source_set_enabled(source, SD_EVENT_ON);
+}
+
+static int on_watchdog(sd_event_source *source, uint64_t usec, void *userdata)
+{
+	struct service *s = userdata;
+
+	(void)usec;
+	/* Pinged from the loop itself: a wedged loop stops the pings and systemd acts. */
+	sd_notify(false, "WATCHDOG=1");
+	return rearm(source, s->watchdog_usec / 2);
+}
+
+static int on_status(sd_event_source *source, uint64_t usec, void *userdata)
+{
+	struct service *s = userdata;
+	uint64_t now = now_monotonic_usec();
+
+	(void)usec;
+	update_status(s, "running");
+	for (size_t i = 0; i < s->n_inputs; i++)
+		input_flush_log_limit(s->inputs[i], now);
+	return rearm(source, s->config->settings.daemon.status_interval_usec);
+}
+
+static int on_test_done(sd_event_source *source, int fd, uint32_t revents, void *userdata)
+{
+	(void)fd;
+	(void)revents;
+	(void)userdata;
+	return sd_event_exit(sd_event_source_get_event(source), EXIT_SUCCESS);
+}
+
+static int on_test_timeout(sd_event_source *source, uint64_t usec, void *userdata)
+{
+	(void)usec;
+	(void)userdata;
+	return sd_event_exit(sd_event_source_get_event(source), EXIT_SUCCESS);
+}
+
+static bool is_selected(const struct service_options *o, const char *name)
+{
+	if (!o->only_inputs)
+		return true;
+	for (size_t i = 0; o->only_inputs[i]; i++)
+		if (strcmp(o->only_inputs[i], name) == 0)
+			return true;
+	return false;
+}
+
+static int create_inputs(struct service *s)
+{
+	const struct daemon_settings *d = &s->config->settings.daemon;
+	const struct input_log_limit limit = {
+		.interval_usec = d->log_rate_limit_interval_usec,
+		.burst = (unsigned)d->log_rate_limit_burst,
+	};
+
+	s->inputs = xcalloc(s->config->n_inputs, sizeof(*s->inputs));
+	for (size_t i = 0; i < s->config->n_inputs; i++) {
+		const struct input_config *c = &s->config->inputs[i];
+		int r;
+
+		if (!is_selected(s->options, c->name))
+			continue;
+		if (!c->enabled && !s->options->check_only) {
+			log_input(LOG_INFO, 0, c->name,
+				  "disabled in the configuration, not started");
+			continue;
+		}
+		r = input_new(c, &s->sink, &limit, &s->inputs[s->n_inputs]);
+		if (r < 0)
+			return r;
+		s->n_inputs++;
+	}
+	if (s->options->only_inputs)
+		for (size_t i = 0; s->options->only_inputs[i]; i++) {
+			bool found = false;
+
+			for (size_t j = 0; j < s->config->n_inputs; j++)
+				found |= strcmp(s->config->inputs[j].name,
+						s->options->only_inputs[i]) == 0;
+			if (!found) {
+				log_error("no input named \"%s\" in the configuration",
+					  s->options->only_inputs[i]);
+				return -ENOENT;
+			}
+		}
+	return 0;
+}
+
+static int add_event_sources(struct service *s)
+{
+	const struct daemon_settings *d = &s->config->settings.daemon;
+	uint64_t now = now_monotonic_usec();
+	int r;
+
+	r = sd_event_add_signal(s->event, NULL, SIGTERM, on_signal, s);
+	if (r >= 0)
+		r = sd_event_add_signal(s->event, NULL, SIGINT, on_signal, s);
+	if (r >= 0)
+		r = sd_event_add_signal(s->event, NULL, SIGHUP, on_sighup, s);
+	if (r >= 0)
+		r = sd_event_add_time(s->event, NULL, CLOCK_MONOTONIC,
+				      now + d->status_interval_usec, 0, on_status, s);
+	if (r >= 0 && sd_watchdog_enabled(false, &s->watchdog_usec) > 0) {
+		log_debug("systemd watchdog enabled, pinging every %llu ms",
+			  (unsigned long long)(s->watchdog_usec / 2 / USEC_PER_MSEC));
+		r = sd_event_add_time(s->event, NULL, CLOCK_MONOTONIC, now + s->watchdog_usec / 2,
+				      0, on_watchdog, s);
+	}
+	if (r >= 0 && s->printer && s->options->test_count)
+		r = sd_event_add_io(s->event, NULL, test_printer_done_fd(s->printer), EPOLLIN,
+				    on_test_done, s);
+	if (r >= 0 && s->options->test_duration_usec)
+		r = sd_event_add_time(s->event, NULL, CLOCK_MONOTONIC,
+				      now + s->options->test_duration_usec, 0, on_test_timeout, s);
+	if (r < 0)
+		return log_error_errno(r, "cannot set up the event loop: %m");
+	return 0;
+}
+
+/* Returns -ETIMEDOUT when an input's thread is still running after stop_timeout. */
+static int stop_inputs(struct service *s)
+{
+	uint64_t deadline = now_monotonic_usec() + s->config->settings.daemon.stop_timeout_usec;
+	int r = 0;
+
+	for (size_t i = 0; i < s->n_inputs; i++)
+		input_request_stop(s->inputs[i]);
+	for (size_t i = 0; i < s->n_inputs; i++)
+		if (input_join(s->inputs[i], deadline) < 0)
+			r = -ETIMEDOUT;
+	return r;
+}
+
+int service_run(const struct config *config, const struct service_options *options)
+{
+	struct service s = { .config = config, .options = options };
+	int exit_code = EXIT_FAILURE;
+	sigset_t mask;
+	int r;
+
+	if (options->test_mode) {
+		s.printer = test_printer_new(stdout, options->test_count);
+		s.sink = test_printer_sink(s.printer);
+	} else {
+		s.sink = (struct sink){ .emit = discard_emit, .userdata = &s };
+	}
+
+	r = create_inputs(&s);
+	if (r < 0) {
+		exit_code = r == -ENOENT ? EX_USAGE : EX_CONFIG;
+		goto out;
+	}
+	if (options->check_only) {
+		exit_code = EXIT_SUCCESS;
+		goto out;
+	}
+	if (!options->test_mode)
+		log_notice("the disk queue is not built yet: readings are counted and discarded");
+
+	/* Signals go to the loop's signalfd; threads started below inherit the mask. */
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGINT);
+	sigaddset(&mask, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, &mask, NULL);
+
+	r = sd_event_new(&s.event);
+	if (r < 0) {
+		log_error_errno(r, "cannot create the event loop: %m");
+		goto out;
+	}
+	if (add_event_sources(&s) < 0)
+		goto out;
+
+	for (size_t i = 0; i < s.n_inputs; i++)
+		if (input_start(s.inputs[i]) < 0)
+			goto out_stop;
+
+	update_status(&s, "running");
+	sd_notify(false, "READY=1");
+	log_info("coapgated started with %zu input%s", s.n_inputs, s.n_inputs == 1 ? "" : "s");
+
+	r = sd_event_loop(s.event);
+	exit_code = r < 0 ? EXIT_FAILURE : r;
+	if (r < 0)
+		log_error_errno(r, "event loop failed: %m");
+
+out_stop:
+	sd_notify(false, "STOPPING=1\nSTATUS=stopping");
+	if (stop_inputs(&s) < 0) {
+		/* A stuck thread still uses the config and the sink: nothing may be freed. */
+		log_error("exiting with inputs still running");
+		fflush(stdout);
+		_exit(EXIT_FAILURE);
+	}
+out:
+	for (size_t i = 0; i < s.n_inputs; i++)
+		input_free(s.inputs[i]);
+	free(s.inputs);
+	sd_event_unref(s.event);
+	if (s.printer)
+		log_info("printed %llu readings",
+			 (unsigned long long)test_printer_count(s.printer));
+	test_printer_free(s.printer);
+	return exit_code;
+}

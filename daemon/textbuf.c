@@ -1,0 +1,95 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Growable text buffer; see textbuf.h.
+ */
+#include "textbuf.h"
+
+#include <jansson.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "util.h"
+
+static void reserve(struct textbuf *b, size_t extra)
+{
+	size_t need = b->len + extra + 1;
+
+	if (need <= b->size)
+		return;
+	b->size = MAX(need, b->size * 2);
+	b->data = xrealloc(b->data, b->size);
+}
+
+void textbuf_append(struct textbuf *b, const char *s, size_t len)
+{
+	reserve(b, len);
+	memcpy(b->data + b->len, s, len);
+	b->len += len;
+	b->data[b->len] = 0;
+}
+
+void textbuf_puts(struct textbuf *b, const char *s)
+{
+	textbuf_append(b, s, strlen(s));
+}
+
+void textbuf_printf(struct textbuf *b, const char *format, ...)
+{
+	va_list ap;
+	int n;
+
+	va_start(ap, format);
+	n = vsnprintf(NULL, 0, format, ap);
+	va_end(ap);
+	if (n < 0)
+		return;
+	reserve(b, (size_t)n);
+	va_start(ap, format);
+	vsnprintf(b->data + b->len, (size_t)n + 1, format, ap);
+	va_end(ap);
+	b->len += (size_t)n;
+}
+
+void textbuf_json_string(struct textbuf *b, const char *s)
+{
+	json_t *j = json_string(s);
+	size_t n;
+
+	/* Only invalid UTF-8 makes json_string() fail; readings are validated before. */
+	if (!j) {
+		textbuf_puts(b, "null");
+		return;
+	}
+	n = json_dumpb(j, NULL, 0, JSON_ENCODE_ANY);
+	reserve(b, n);
+	json_dumpb(j, b->data + b->len, n, JSON_ENCODE_ANY);
+	b->len += n;
+	b->data[b->len] = 0;
+	json_decref(j);
+}
+
+char *textbuf_steal(struct textbuf *b)
+{
+	char *p = b->data ? b->data : xstrdup("");
+
+	*b = (struct textbuf){ 0 };
+	return p;
+}
+
+void textbuf_free(struct textbuf *b)
+{
+	free(b->data);
+	*b = (struct textbuf){ 0 };
+}
+
+void format_double(char *buf, size_t size, double v)
+{
+	/* 17 significant digits always read back exactly; fewer usually do. */
+	for (int precision = 1; precision <= 17; precision++) {
+		snprintf(buf, size, "%.*g", precision, v);
+		if (strtod(buf, NULL) == v)
+			return;
+	}
+}

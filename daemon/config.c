@@ -172,23 +172,20 @@ static int read_file(const char *path, config_t *cf)
 {
 	const char *slash = strrchr(path, '/');
 	char *dir = slash ? xasprintf("%.*s", (int)(slash - path), path) : xstrdup(".");
-	FILE *f;
-	int r = 0;
 
 	config_init(cf);
 	/* Relative @include paths are relative to the including file. */
 	config_set_include_dir(cf, dir);
 	free(dir);
-	f = fopen(path, "re");
-	if (!f)
+	/* config_read_file(), not config_read(): only then does libconfig record the file
+	 * name that every FILE:LINE message needs. */
+	if (config_read_file(cf, path) == CONFIG_TRUE)
+		return 0;
+	if (config_error_type(cf) == CONFIG_ERR_FILE_IO)
 		return log_error_errno(errno, "cannot read configuration \"%s\": %m", path);
-	if (config_read(cf, f) != CONFIG_TRUE) {
-		log_error("%s:%d: %s", config_error_file(cf) ? config_error_file(cf) : path,
-			  config_error_line(cf), config_error_text(cf));
-		r = -EINVAL;
-	}
-	fclose(f);
-	return r;
+	log_error("%s:%d: %s", config_error_file(cf) ? config_error_file(cf) : path,
+		  config_error_line(cf), config_error_text(cf));
+	return -EINVAL;
 }
 
 static bool input_name_is_valid(const char *name)
@@ -227,7 +224,7 @@ static int parse_input(struct config *c, const config_setting_t *group, struct i
 {
 	const config_setting_t *plugin_setting = config_setting_get_member(group, "plugin");
 	const char *file = config_setting_source_file(group);
-	const char **plugin_keys = NULL, **common_keys = NULL;
+	const char **other_keys = NULL, **common_keys = NULL;
 	const char *name = NULL;
 	char *context = NULL;
 	char why[1024];
@@ -261,14 +258,13 @@ static int parse_input(struct config *c, const config_setting_t *group, struct i
 
 		in->plugin_conf = xcalloc(1, d->conf_size ? d->conf_size : 1);
 		options_set_defaults(d->options, in->plugin_conf);
-		plugin_keys = table_keys(d->options);
 		r = options_parse_group(d->options, group, in->plugin_conf, common_keys, true,
 					context);
 	}
-	/* Without a usable plugin its keys are unknown: report only the common problems. */
-	if (!plugin_keys)
-		plugin_keys = keys_not_in(group, input_options);
-	if (options_parse_group(input_options, group, in, plugin_keys, true, context) < 0 ||
+	/* Keys that are not common ones are the plugin's business: the pass above has
+	 * reported those it does not know, and without a usable plugin nobody can judge. */
+	other_keys = keys_not_in(group, input_options);
+	if (options_parse_group(input_options, group, in, other_keys, true, context) < 0 ||
 	    !in->plugin)
 		r = -EINVAL;
 	if (in->name && !input_name_is_valid(in->name))
@@ -291,7 +287,7 @@ static int parse_input(struct config *c, const config_setting_t *group, struct i
 	if (in->restart_backoff_max_usec < in->restart_backoff_min_usec)
 		r = options_error(
 		    group, "%srestart_backoff_max is smaller than restart_backoff_min", context);
-	free(plugin_keys);
+	free(other_keys);
 	free(common_keys);
 	free(context);
 	return r;
@@ -325,6 +321,22 @@ static int parse_inputs(struct config *c, const config_setting_t *list)
 	return r;
 }
 
+/* True when a file could not be read or sets daemon.plugin_dir to something unusable:
+ * then every plugin lookup would fail and only add noise to the real error. */
+static bool plugin_dir_is_doubtful(const config_t *files, const bool *readable, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		const config_setting_t *s;
+
+		if (!readable[i])
+			return true;
+		s = config_lookup((config_t *)&files[i], "daemon.plugin_dir");
+		if (s && config_setting_type(s) != CONFIG_TYPE_STRING)
+			return true;
+	}
+	return false;
+}
+
 int config_load(const char *path, const char *plugin_dir, struct config **ret)
 {
 	static const char *const skip_inputs[] = { "inputs", NULL };
@@ -332,6 +344,7 @@ int config_load(const char *path, const char *plugin_dir, struct config **ret)
 	config_t *files = NULL;
 	char **paths = NULL;
 	size_t n = 0, n_read = 0;
+	bool *readable = NULL;
 	int r;
 
 	c->path = xstrdup(path);
@@ -341,15 +354,21 @@ int config_load(const char *path, const char *plugin_dir, struct config **ret)
 		goto fail;
 	files = xcalloc(n, sizeof(config_t));
 
-	/* Read every file first: settings (plugin_dir above all) may come from any of them. */
-	for (; n_read < n; n_read++)
-		if (read_file(paths[n_read], &files[n_read]) < 0)
+	/* Read every file first: settings (plugin_dir above all) may come from any of them.
+	 * A file with a syntax error is not looked into: its settings would be half read. */
+	readable = xcalloc(n, sizeof(bool));
+	for (; n_read < n; n_read++) {
+		readable[n_read] = read_file(paths[n_read], &files[n_read]) >= 0;
+		if (!readable[n_read])
 			r = -EINVAL;
+	}
 	for (size_t i = 0; i < n; i++)
-		if (options_parse_group(settings_table, config_root_setting(&files[i]),
+		if (readable[i] &&
+		    options_parse_group(settings_table, config_root_setting(&files[i]),
 					&c->settings, skip_inputs, false, "") < 0)
 			r = -EINVAL;
-	if (r < 0)
+	/* Report the inputs' problems too, unless the plugin directory itself is in doubt. */
+	if (r < 0 && plugin_dir_is_doubtful(files, readable, n))
 		goto fail;
 
 	if (plugin_dir) {
@@ -358,7 +377,8 @@ int config_load(const char *path, const char *plugin_dir, struct config **ret)
 	}
 	c->plugins = plugin_registry_new(c->settings.daemon.plugin_dir);
 	for (size_t i = 0; i < n; i++) {
-		const config_setting_t *list = config_lookup(&files[i], "inputs");
+		const config_setting_t *list =
+		    readable[i] ? config_lookup(&files[i], "inputs") : NULL;
 
 		if (list && parse_inputs(c, list) < 0)
 			r = -EINVAL;
@@ -372,6 +392,7 @@ int config_load(const char *path, const char *plugin_dir, struct config **ret)
 		free(paths[i]);
 	free(files);
 	free(paths);
+	free(readable);
 	*ret = c;
 	return 0;
 
@@ -382,6 +403,7 @@ fail:
 		free(paths[i]);
 	free(files);
 	free(paths);
+	free(readable);
 	config_free(c);
 	return r;
 }

@@ -122,8 +122,11 @@ static void *supervise(void *arg)
 
 int input_start(struct cg_instance *in)
 {
-	int r = pthread_create(&in->thread, NULL, supervise, in);
+	int r;
 
+	/* Counted as running from here, so the first STATUS= line is already right. */
+	in->phase = INPUT_RUNNING;
+	r = pthread_create(&in->thread, NULL, supervise, in);
 	if (r != 0)
 		return log_input(LOG_ERR, r, in->config->name, "cannot start a thread: %m");
 	in->thread_started = true;

@@ -21,6 +21,7 @@
 #include "util.h"
 
 #define LOG_LINE_MAX	     2048
+#define JOURNAL_SOCKET	     "/run/systemd/journal/socket"
 #define LOG_EXTRA_FIELDS_MAX 8
 
 static atomic_int max_level = LOG_INFO;
@@ -49,6 +50,8 @@ int log_level_from_string(const char *s)
 	return -EINVAL;
 }
 
+static void write_stderr(int level, const char *input, const char *message);
+
 /* systemd's recommended check: JOURNAL_STREAM names the device and inode of stderr. */
 static bool stderr_is_journal(void)
 {
@@ -70,7 +73,13 @@ void log_setup(enum log_target target)
 	stderr_is_journal_stream = journal_stream;
 	switch (target) {
 	case LOG_TARGET_JOURNAL:
-		use_journal = true;
+		/* sd_journal_sendv() silently succeeds when there is no journal at all:
+		 * check for its socket, or every message would vanish. */
+		use_journal = access(JOURNAL_SOCKET, W_OK) == 0;
+		if (!use_journal)
+			write_stderr(LOG_WARNING, NULL,
+				     "log_target is \"journal\" but " JOURNAL_SOCKET
+				     " is missing, logging to stderr");
 		break;
 	case LOG_TARGET_STDERR:
 		use_journal = false;

@@ -22,6 +22,10 @@
 #include "testprint.h"
 #include "util.h"
 
+/* sd-event coalesces timers within 250 ms by default: too coarse for a watchdog at
+ * half its period or a --duration a test measures. */
+#define TIMER_ACCURACY_USEC (1 * USEC_PER_MSEC)
+
 struct service {
 	const struct config *config;
 	const struct service_options *options;
@@ -206,19 +210,21 @@ static int add_event_sources(struct service *s)
 		r = sd_event_add_signal(s->event, NULL, SIGHUP, on_sighup, s);
 	if (r >= 0)
 		r = sd_event_add_time(s->event, NULL, CLOCK_MONOTONIC,
-				      now + d->status_interval_usec, 0, on_status, s);
+				      now + d->status_interval_usec, TIMER_ACCURACY_USEC, on_status,
+				      s);
 	if (r >= 0 && sd_watchdog_enabled(false, &s->watchdog_usec) > 0) {
 		log_debug("systemd watchdog enabled, pinging every %llu ms",
 			  (unsigned long long)(s->watchdog_usec / 2 / USEC_PER_MSEC));
 		r = sd_event_add_time(s->event, NULL, CLOCK_MONOTONIC, now + s->watchdog_usec / 2,
-				      0, on_watchdog, s);
+				      TIMER_ACCURACY_USEC, on_watchdog, s);
 	}
 	if (r >= 0 && s->printer && s->options->test_count)
 		r = sd_event_add_io(s->event, NULL, test_printer_done_fd(s->printer), EPOLLIN,
 				    on_test_done, s);
 	if (r >= 0 && s->options->test_duration_usec)
 		r = sd_event_add_time(s->event, NULL, CLOCK_MONOTONIC,
-				      now + s->options->test_duration_usec, 0, on_test_timeout, s);
+				      now + s->options->test_duration_usec, TIMER_ACCURACY_USEC,
+				      on_test_timeout, s);
 	if (r < 0)
 		return log_error_errno(r, "cannot set up the event loop: %m");
 	return 0;

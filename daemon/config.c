@@ -37,7 +37,8 @@ static const struct cg_option daemon_options[] = {
 	  86400 * USEC_PER_SEC,
 	  .help = "Window of the per-input log rate limit; 0 turns the limit off." },
 	{ "log_rate_limit_burst", CG_OPT_INT, D(log_rate_limit_burst), "20", 0, 100000,
-	  .help = "Messages an input may log per window before the rest are counted only." },
+	  .help =
+	      "Messages an input may log per window before the rest are only counted; 0: no limit." },
 	{ "stop_timeout", CG_OPT_DURATION, D(stop_timeout_usec), "10s", 100 * USEC_PER_MSEC,
 	  3600 * USEC_PER_SEC,
 	  .help = "How long to wait for inputs to stop on shutdown before exiting anyway." },
@@ -358,14 +359,18 @@ int config_load(const char *path, const char *plugin_dir, struct config **ret)
 	 * A file with a syntax error is not looked into: its settings would be half read. */
 	readable = xcalloc(n, sizeof(bool));
 	for (; n_read < n; n_read++) {
-		readable[n_read] = read_file(paths[n_read], &files[n_read]) >= 0;
-		if (!readable[n_read])
-			r = -EINVAL;
+		int rr = read_file(paths[n_read], &files[n_read]);
+
+		readable[n_read] = rr >= 0;
+		/* Keep the first error that says more than "invalid" (-ENOENT...). */
+		if (rr < 0 && (r == 0 || (r == -EINVAL && rr != -EINVAL)))
+			r = rr;
 	}
 	for (size_t i = 0; i < n; i++)
 		if (readable[i] &&
 		    options_parse_group(settings_table, config_root_setting(&files[i]),
-					&c->settings, skip_inputs, false, "") < 0)
+					&c->settings, skip_inputs, false, "") < 0 &&
+		    r == 0)
 			r = -EINVAL;
 	/* Report the inputs' problems too, unless the plugin directory itself is in doubt. */
 	if (r < 0 && plugin_dir_is_doubtful(files, readable, n))
@@ -380,7 +385,7 @@ int config_load(const char *path, const char *plugin_dir, struct config **ret)
 		const config_setting_t *list =
 		    readable[i] ? config_lookup(&files[i], "inputs") : NULL;
 
-		if (list && parse_inputs(c, list) < 0)
+		if (list && parse_inputs(c, list) < 0 && r == 0)
 			r = -EINVAL;
 	}
 	if (r < 0)

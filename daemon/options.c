@@ -357,7 +357,7 @@ int options_check_table(const struct cg_option *table, size_t conf_size, const c
 }
 
 static int parse_setting(const struct cg_option *opt, const config_setting_t *s, void *dst,
-			 const char *context, const char *path);
+			 bool check_required, const char *context, const char *path);
 
 static bool is_skipped(const char *name, const char *const *skip_keys)
 {
@@ -365,6 +365,18 @@ static bool is_skipped(const char *name, const char *const *skip_keys)
 		if (strcmp(skip_keys[i], name) == 0)
 			return true;
 	return false;
+}
+
+/* The key of a required option somewhere inside table (through groups), or NULL. */
+static const char *first_required(const struct cg_option *table)
+{
+	for (const struct cg_option *o = table; o && o->key; o++) {
+		if (o->flags & CG_OPT_REQUIRED)
+			return o->key;
+		if (o->type == CG_OPT_GROUP && first_required(o->sub))
+			return o->key;
+	}
+	return NULL;
 }
 
 static int parse_group_at(const struct cg_option *table, const config_setting_t *group, void *base,
@@ -389,16 +401,24 @@ static int parse_group_at(const struct cg_option *table, const config_setting_t 
 			continue;
 		}
 		path = xasprintf("%s%s", prefix, name);
-		if (parse_setting(opt, s, member(base, opt), context, path) < 0)
+		if (parse_setting(opt, s, member(base, opt), check_required, context, path) < 0)
 			r = -EINVAL;
 		free(path);
 	}
 	if (!check_required)
 		return r;
-	for (const struct cg_option *o = table; o && o->key; o++)
-		if ((o->flags & CG_OPT_REQUIRED) && !config_setting_get_member(group, o->key))
+	for (const struct cg_option *o = table; o && o->key; o++) {
+		const char *inner;
+
+		if (config_setting_get_member(group, o->key))
+			continue;
+		if (o->flags & CG_OPT_REQUIRED)
 			r = options_error(group, "%smissing required option \"%s%s\" (%s)", context,
 					  prefix, o->key, options_type_name(o->type));
+		else if (o->type == CG_OPT_GROUP && (inner = first_required(o->sub)))
+			r = options_error(group, "%smissing required option \"%s%s.%s\"", context,
+					  prefix, o->key, inner);
+	}
 	return r;
 }
 
@@ -481,7 +501,7 @@ static int parse_list(const struct cg_option *opt, const config_setting_t *s, vo
 }
 
 static int parse_setting(const struct cg_option *opt, const config_setting_t *s, void *dst,
-			 const char *context, const char *path)
+			 bool check_required, const char *context, const char *path)
 {
 	char why[WHY_MAX];
 	int type = config_setting_type(s);
@@ -542,7 +562,7 @@ static int parse_setting(const struct cg_option *opt, const config_setting_t *s,
 		if (!config_setting_is_group(s))
 			return wrong_type(opt, s, context, path);
 		prefix = xasprintf("%s.", path);
-		r = parse_group_at(opt->sub, s, dst, NULL, false, context, prefix);
+		r = parse_group_at(opt->sub, s, dst, NULL, check_required, context, prefix);
 		free(prefix);
 		return r;
 	}

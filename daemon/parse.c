@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: MIT
 /*
- * Value syntaxes of the configuration. See parse.h. Written by hand rather than with
- * strtod() alone so that "1.5s" is exact (no binary rounding of the fraction) and so
- * that locale settings never change what a configuration means.
+ * Value syntaxes of the configuration. See parse.h. Durations and sizes are parsed by
+ * hand rather than with strtod() so that "1.5s" is exact (no binary rounding of the
+ * fraction). parse_double() uses strtod(), which reads "." as the decimal point
+ * because the daemon never calls setlocale().
  */
 #include "parse.h"
 
@@ -52,9 +53,12 @@ static int scale_decimal(const char *int_part, size_t int_len, const char *frac_
 	uint64_t whole = 0, frac = 0, denom = 1, v;
 
 	for (size_t i = 0; i < int_len; i++) {
-		if (whole > (UINT64_MAX - 9) / 10)
+		uint64_t digit = (uint64_t)(int_part[i] - '0');
+
+		if (whole > UINT64_MAX / 10 ||
+		    (whole == UINT64_MAX / 10 && digit > UINT64_MAX % 10))
 			return -ERANGE;
-		whole = whole * 10 + (uint64_t)(int_part[i] - '0');
+		whole = whole * 10 + digit;
 	}
 	/*
 	 * Keep fraction digits while factor * denom cannot overflow, so that the product
@@ -84,7 +88,7 @@ int parse_duration(const char *s, uint64_t *ret_usec)
 	uint64_t total = 0;
 	bool any = false;
 
-	if (strcmp(p, "0") == 0) {
+	if (p[0] == '0' && *skip_blanks(p + 1) == 0) {
 		*ret_usec = 0;
 		return 0;
 	}
@@ -188,13 +192,15 @@ int parse_bool(const char *s, bool *ret)
 
 int parse_int64(const char *s, int64_t *ret)
 {
+	const char *digits = s + (*s == '-' || *s == '+');
 	char *end;
 	long long v;
 
 	if (!*s || isspace((unsigned char)*s))
 		return -EINVAL;
 	errno = 0;
-	v = strtoll(s, &end, 0);
+	/* Decimal unless "0x": base 0 would read "010" as octal 8, a trap in a config. */
+	v = strtoll(s, &end, digits[0] == '0' && (digits[1] == 'x' || digits[1] == 'X') ? 16 : 10);
 	if (errno == ERANGE)
 		return -ERANGE;
 	if (*end || end == s)
@@ -214,7 +220,8 @@ int parse_double(const char *s, double *ret)
 	v = strtod(s, &end);
 	if (*end || end == s)
 		return -EINVAL;
-	if (errno == ERANGE || !isfinite(v))
+	/* ERANGE with a finite result is an underflow to (nearly) zero: fine. */
+	if (!isfinite(v))
 		return -ERANGE;
 	*ret = v;
 	return 0;

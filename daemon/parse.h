@@ -29,10 +29,12 @@ int parse_size(const char *s, uint64_t *ret_bytes);
 /* "true", "yes", "on", "1" and "false", "no", "off", "0". -EINVAL otherwise. */
 int parse_bool(const char *s, bool *ret);
 
-/* A whole decimal (or 0x hex) int64. -EINVAL on bad syntax, -ERANGE on overflow. */
+/* A whole decimal (or 0x hex; never octal) int64. -EINVAL on bad syntax, -ERANGE on
+ * overflow. */
 int parse_int64(const char *s, int64_t *ret);
 
-/* A finite decimal number. -EINVAL on bad syntax, -ERANGE when not finite. */
+/* A finite decimal number (an underflow reads as about 0). -EINVAL on bad syntax,
+ * -ERANGE when not finite. */
 int parse_double(const char *s, double *ret);
 
 /* Write usec as the shortest exact duration string ("1h 30min", "250ms", "0"). */

@@ -6,6 +6,7 @@
 
 #include <jansson.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -86,6 +87,12 @@ void textbuf_free(struct textbuf *b)
 
 void format_double(char *buf, size_t size, double v)
 {
+	/* Whole numbers print as such ("1500", not "1.5e+03"), up to where %.0f is still
+	 * short; 2^53 bounds the integers a double holds exactly. */
+	if (v > -9007199254740992.0 && v < 9007199254740992.0 && v == (double)(int64_t)v) {
+		snprintf(buf, size, "%.0f", v);
+		return;
+	}
 	/* 17 significant digits always read back exactly; fewer usually do. */
 	for (int precision = 1; precision <= 17; precision++) {
 		snprintf(buf, size, "%.*g", precision, v);

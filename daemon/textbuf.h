@@ -28,7 +28,8 @@ void textbuf_free(struct textbuf *b);
 
 /*
  * Write the shortest decimal text that reads back as exactly v ("0.1", "671.43",
- * "1e+300"), as "%.17g" alone would print "0.10000000000000001". Non-finite values
+ * "1e+300"), as "%.17g" alone would print "0.10000000000000001"; whole numbers below
+ * 2^53 without exponent ("1500"). Non-finite values
  * are written as "nan", "inf", "-inf"; JSON writers must handle them first.
  */
 void format_double(char *buf, size_t size, double v);

@@ -289,13 +289,15 @@ bool cg_should_stop(struct cg_instance *in)
 
 int cg_sleep(struct cg_instance *in, uint64_t usec)
 {
-	uint64_t deadline = now_monotonic_usec() + usec;
+	uint64_t now = now_monotonic_usec();
+	/* "Until stopped" is usec = UINT64_MAX: saturate rather than wrap. */
+	uint64_t deadline = usec > UINT64_MAX - now ? UINT64_MAX : now + usec;
 
 	for (;;) {
 		struct pollfd pfd = { .fd = in->stop_fd, .events = POLLIN };
-		uint64_t now = now_monotonic_usec();
 		struct timespec ts;
 
+		now = now_monotonic_usec();
 		if (in->stop_requested)
 			return -ECANCELED;
 		if (now >= deadline)

@@ -48,9 +48,39 @@ static const struct cg_option daemon_options[] = {
 };
 #undef D
 
+static const char *const when_full_names[] = { "drop_oldest", "drop_newest", "block", NULL };
+
+#define Q(member) offsetof(struct queue_settings, member)
+static const struct cg_option queue_options[] = {
+	{ "segment_size", CG_OPT_SIZE, Q(segment_size), "16M", 1 << 20, 1LL << 30,
+	  .help = "Size of one preallocated segment file." },
+	{ "max_size", CG_OPT_SIZE, Q(max_size), "1G", 4 << 20, 1LL << 40,
+	  .help = "Most disk space the queue may take (segments and quarantine, as allocated)." },
+	{ "min_free", CG_OPT_SIZE, Q(min_free), "64M", 0, 1LL << 40,
+	  .help = "Free space the queue leaves on its file system for everything else." },
+	{ "commit_interval", CG_OPT_DURATION, Q(commit_interval_usec), "100ms", USEC_PER_MSEC,
+	  10 * USEC_PER_SEC,
+	  .help = "Readings are made durable at least this often: the most a crash can lose." },
+	{ "commit_bytes", CG_OPT_SIZE, Q(commit_bytes), "256K", 64 << 10, 16 << 20,
+	  .help = "A batch of this many bytes is committed without waiting for the interval." },
+	{ "checkpoint_interval", CG_OPT_DURATION, Q(checkpoint_interval_usec), "1s",
+	  10 * USEC_PER_MSEC, 60 * USEC_PER_SEC,
+	  .help = "Acknowledgements are saved this often: what a crash may send twice." },
+	{ "when_full", CG_OPT_ENUM, Q(when_full), "drop_oldest", .choices = when_full_names,
+	  .help =
+	      "At max_size: delete the oldest readings, refuse new ones, or make inputs wait." },
+	{ "block_timeout", CG_OPT_DURATION, Q(block_timeout_usec), "1s", 0, 3600 * USEC_PER_SEC,
+	  .help =
+	      "With when_full = \"block\": how long an input waits before its reading is dropped." },
+	{ 0 },
+};
+#undef Q
+
 static const struct cg_option settings_table[] = {
 	{ "daemon", CG_OPT_GROUP, offsetof(struct config_settings, daemon), .sub = daemon_options,
 	  .help = "Settings of the daemon process itself." },
+	{ "queue", CG_OPT_GROUP, offsetof(struct config_settings, queue), .sub = queue_options,
+	  .help = "The disk queue under <state_dir>/queue." },
 	{ 0 },
 };
 
@@ -322,6 +352,32 @@ static int parse_inputs(struct config *c, const config_setting_t *list)
 	return r;
 }
 
+/* The queue's sizes must fit each other; the message points at the queue group. */
+static int check_queue_settings(const struct queue_settings *q, config_t *files,
+				const bool *readable, size_t n)
+{
+	const config_setting_t *where = NULL;
+
+	for (size_t i = 0; i < n; i++)
+		if (readable[i] && config_lookup(&files[i], "queue"))
+			where = config_lookup(&files[i], "queue");
+	if (q->segment_size < 16 * q->commit_bytes) {
+		if (where)
+			return options_error(where, "queue.segment_size must be at least 16 times "
+						    "queue.commit_bytes");
+		log_error("queue.segment_size must be at least 16 times queue.commit_bytes");
+		return -EINVAL;
+	}
+	if (q->max_size < 4 * q->segment_size) {
+		if (where)
+			return options_error(where, "queue.max_size must hold at least 4 segments "
+						    "(queue.segment_size)");
+		log_error("queue.max_size must hold at least 4 segments");
+		return -EINVAL;
+	}
+	return 0;
+}
+
 /* True when a file could not be read or sets daemon.plugin_dir to something unusable:
  * then every plugin lookup would fail and only add noise to the real error. */
 static bool plugin_dir_is_doubtful(const config_t *files, const bool *readable, size_t n)
@@ -372,6 +428,8 @@ int config_load(const char *path, const char *plugin_dir, struct config **ret)
 					&c->settings, skip_inputs, false, "") < 0 &&
 		    r == 0)
 			r = -EINVAL;
+	if (check_queue_settings(&c->settings.queue, files, readable, n) < 0 && r == 0)
+		r = -EINVAL;
 	/* Report the inputs' problems too, unless the plugin directory itself is in doubt. */
 	if (r < 0 && plugin_dir_is_doubtful(files, readable, n))
 		goto fail;

@@ -38,9 +38,21 @@ struct daemon_settings {
 	uint64_t status_interval_usec;
 };
 
+struct queue_settings {
+	uint64_t segment_size;
+	uint64_t max_size;
+	uint64_t min_free;
+	uint64_t commit_interval_usec;
+	uint64_t commit_bytes;
+	uint64_t checkpoint_interval_usec;
+	int when_full; /* enum queue_when_full */
+	uint64_t block_timeout_usec;
+};
+
 /* Everything outside `inputs`, one member per top-level group. */
 struct config_settings {
 	struct daemon_settings daemon;
+	struct queue_settings queue;
 };
 
 struct input_config {

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "input.h"
+#include "queue.h"
 #include "log.h"
 #include "testprint.h"
 #include "util.h"
@@ -34,23 +35,15 @@ struct service {
 	size_t n_inputs;
 	struct sink sink;
 	struct test_printer *printer;
-	atomic_uint_fast64_t discarded;
+	struct queue *queue;
 	uint64_t watchdog_usec;
 	char last_status[256];
 };
 
-/*
- * Until the disk queue exists, a daemon running normally has nowhere to put readings:
- * it counts them so that STATUS= shows the inputs work.
- */
-static int discard_emit(void *userdata, const char *input, const struct cg_reading *r)
+static int queue_emit(void *userdata, const char *input, const struct cg_reading *r)
 {
-	struct service *s = userdata;
-
 	(void)input;
-	(void)r;
-	s->discarded++;
-	return 0;
+	return queue_append(userdata, r, NULL);
 }
 
 static void update_status(struct service *s, const char *state)
@@ -68,9 +61,22 @@ static void update_status(struct service *s, const char *state)
 		readings += st.readings;
 		restarts += st.restarts;
 	}
-	snprintf(status, sizeof(status),
-		 "%s; inputs: %u running, %u restarting; readings: %llu; restarts: %llu", state,
-		 running, backoff, (unsigned long long)readings, (unsigned long long)restarts);
+	if (s->queue) {
+		struct queue_stats q;
+
+		queue_get_stats(s->queue, &q);
+		snprintf(status, sizeof(status),
+			 "%s; inputs: %u running, %u restarting; readings: %llu; queued: %llu "
+			 "(%llu MiB)%s; restarts: %llu",
+			 state, running, backoff, (unsigned long long)readings,
+			 (unsigned long long)q.readings, (unsigned long long)(q.used_bytes >> 20),
+			 q.full ? ", full" : "", (unsigned long long)restarts);
+	} else {
+		snprintf(status, sizeof(status),
+			 "%s; inputs: %u running, %u restarting; readings: %llu; restarts: %llu",
+			 state, running, backoff, (unsigned long long)readings,
+			 (unsigned long long)restarts);
+	}
 	/* Every STATUS= is a message to PID 1: send only changes. */
 	if (strcmp(status, s->last_status) == 0)
 		return;
@@ -114,8 +120,10 @@ static int on_watchdog(sd_event_source *source, uint64_t usec, void *userdata)
 	struct service *s = userdata;
 
 	(void)usec;
-	/* Pinged from the loop itself: a wedged loop stops the pings and systemd acts. */
-	sd_notify(false, "WATCHDOG=1");
+	/* Pinged from the loop itself, and only while the committer lives: a wedged loop
+	 * or a committer stuck in the disk stops the pings and systemd acts. */
+	if (!s->queue || queue_is_alive(s->queue))
+		sd_notify(false, "WATCHDOG=1");
 	return rearm(source, s->watchdog_usec / 2);
 }
 
@@ -144,6 +152,27 @@ static int on_test_timeout(sd_event_source *source, uint64_t usec, void *userdat
 	(void)usec;
 	(void)userdata;
 	return sd_event_exit(sd_event_source_get_event(source), EXIT_SUCCESS);
+}
+
+static int open_queue(struct service *s)
+{
+	const struct config_settings *c = &s->config->settings;
+	char *dir = xasprintf("%s/queue", c->daemon.state_dir);
+	const struct queue_options o = {
+		.dir = dir,
+		.segment_size = c->queue.segment_size,
+		.max_size = c->queue.max_size,
+		.min_free = c->queue.min_free,
+		.commit_interval_usec = c->queue.commit_interval_usec,
+		.commit_bytes = c->queue.commit_bytes,
+		.checkpoint_interval_usec = c->queue.checkpoint_interval_usec,
+		.block_timeout_usec = c->queue.block_timeout_usec,
+		.when_full = (enum queue_when_full)c->queue.when_full,
+	};
+	int r = queue_open(&o, &s->queue);
+
+	free(dir);
+	return r;
 }
 
 static bool is_selected(const struct service_options *o, const char *name)
@@ -251,11 +280,20 @@ int service_run(const struct config *config, const struct service_options *optio
 	sigset_t mask;
 	int r;
 
+	/* Signals go to the loop's signalfd. Blocked before any thread exists (the queue's
+	 * committer, the inputs), since threads inherit the mask and a SIGTERM delivered
+	 * to one that does not block it would kill the process on the spot. */
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGINT);
+	sigaddset(&mask, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, &mask, NULL);
+
 	if (options->test_mode) {
 		s.printer = test_printer_new(stdout, options->test_count);
 		s.sink = test_printer_sink(s.printer);
 	} else {
-		s.sink = (struct sink){ .emit = discard_emit, .userdata = &s };
+		s.sink = (struct sink){ .emit = queue_emit };
 	}
 
 	r = create_inputs(&s);
@@ -267,15 +305,13 @@ int service_run(const struct config *config, const struct service_options *optio
 		exit_code = EXIT_SUCCESS;
 		goto out;
 	}
-	if (!options->test_mode)
-		log_notice("the disk queue is not built yet: readings are counted and discarded");
-
-	/* Signals go to the loop's signalfd; threads started below inherit the mask. */
-	sigemptyset(&mask);
-	sigaddset(&mask, SIGTERM);
-	sigaddset(&mask, SIGINT);
-	sigaddset(&mask, SIGHUP);
-	pthread_sigmask(SIG_BLOCK, &mask, NULL);
+	/* The queue is recovered before READY=1 and before any input runs. */
+	if (!options->test_mode) {
+		r = open_queue(&s);
+		if (r < 0)
+			goto out;
+		s.sink.userdata = s.queue;
+	}
 
 	r = sd_event_new(&s.event);
 	if (r < 0) {
@@ -301,12 +337,15 @@ int service_run(const struct config *config, const struct service_options *optio
 out_stop:
 	sd_notify(false, "STOPPING=1\nSTATUS=stopping");
 	if (stop_inputs(&s) < 0) {
-		/* A stuck thread still uses the config and the sink: nothing may be freed. */
+		/* A stuck thread still uses the config and the sink: nothing may be freed,
+		 * but what is queued is committed first. */
 		log_error("exiting with inputs still running");
 		fflush(stdout);
 		_exit(EXIT_FAILURE);
 	}
 out:
+	/* Inputs are stopped: commit what they emitted, then write the checkpoint. */
+	queue_close(s.queue);
 	for (size_t i = 0; i < s.n_inputs; i++)
 		input_free(s.inputs[i]);
 	free(s.inputs);

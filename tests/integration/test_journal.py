@@ -30,7 +30,7 @@ def capture(tmp_path, write_config):
     """capture(config_text, *args, **options) -> the helper's JSON result."""
 
     def run(config_text, *args, timeout=20, **options):
-        config = write_config(config_text)
+        config = write_config(config_text.replace("@STATE@", str(tmp_path / "state")))
         argv = [COAPGATED, "-c", str(config), "-P", PLUGIN_DIR, *args]
         cmd = journal_capture.command(sys.executable, journal_capture.mount_namespace(),
                                       tmp_path, argv, timeout=timeout, **options)
@@ -51,6 +51,7 @@ def config(log_target):
     """One sysinfo instance whose disk_path is missing, so that it warns."""
     return f"""daemon: {{
 	log_target = "{log_target}";
+	state_dir = "@STATE@";
 }};
 inputs = (
 	{{ name = "health"; plugin = "sysinfo"; interval = "100ms";
@@ -103,12 +104,12 @@ def test_journal_fields(capture):
             assert one(e, key)
 
     # Daemon-wide messages carry no COAPGATE_INPUT.
-    notice = find(entries, "the disk queue is not built yet")
-    assert one(notice, "MESSAGE") == ("the disk queue is not built yet: "
-                                      "readings are counted and discarded")
-    assert one(notice, "PRIORITY") == "5"
-    assert "COAPGATE_INPUT" not in notice
-    assert_code(notice, "daemon/service.c", "service_run", "disk queue is not built yet")
+    info = find(entries, "queue: ")
+    assert one(info, "MESSAGE").endswith(": 0 segments, readings up to seq 0, "
+                                         "acknowledged up to 0")
+    assert one(info, "PRIORITY") == "6"
+    assert "COAPGATE_INPUT" not in info
+    assert_code(info, "daemon/queue_recover.c", "queue_recover", "log_info(\"queue: %s: %zu")
 
     debug = find(entries, "systemd watchdog enabled")
     assert one(debug, "MESSAGE") == "systemd watchdog enabled, pinging every 5000 ms"

@@ -7,6 +7,8 @@
 #include "queue_format.h"
 
 #include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
 #include <string.h>
 #include <zlib.h>
 
@@ -531,4 +533,31 @@ int queue_decoder_next(struct queue_decoder *d, struct cg_reading *ret)
 		return r;
 	r = read_values(d, ret, &text_used);
 	return r < 0 ? r : 1;
+}
+
+bool queue_segment_name_parse(const char *name, uint64_t *ret_base)
+{
+	uint64_t v = 0;
+
+	if (strlen(name) != 22 || strncmp(name, "seg-", 4) != 0 || strcmp(name + 20, ".q") != 0)
+		return false;
+	for (int i = 4; i < 20; i++) {
+		char c = name[i];
+
+		if (c >= '0' && c <= '9')
+			v = v << 4 | (uint64_t)(c - '0');
+		else if (c >= 'a' && c <= 'f')
+			v = v << 4 | (uint64_t)(c - 'a' + 10);
+		else
+			return false;
+	}
+	if (v == 0)
+		return false;
+	*ret_base = v;
+	return true;
+}
+
+void queue_segment_name(char *buf, size_t size, uint64_t base, bool tmp)
+{
+	snprintf(buf, size, "seg-%016" PRIx64 ".q%s", base, tmp ? ".tmp" : "");
 }

@@ -201,6 +201,13 @@ void queue_decoder_init(struct queue_decoder *d, const uint8_t *payload, size_t 
  */
 int queue_decoder_next(struct queue_decoder *d, struct cg_reading *ret);
 
+/* Segment files are "seg-<base_seq as 16 lower-case hex digits>.q". Parses a name
+ * strictly (false for anything else, base 0 included). */
+bool queue_segment_name_parse(const char *name, uint64_t *ret_base);
+
+/* Write the name of the segment starting at base, with ".tmp" while being created. */
+void queue_segment_name(char *buf, size_t size, uint64_t base, bool tmp);
+
 /* zlib CRC-32 of salt (8 bytes, little-endian) followed by data. */
 uint32_t queue_crc(uint64_t salt, const uint8_t *data, size_t len);
 

@@ -92,8 +92,4 @@ int queue_create_segment(struct queue *q, uint64_t base_seq, uint64_t prev_seq);
 uint64_t queue_used_bytes(struct queue *q);
 void queue_fatal_io(const char *what, int error) __attribute__((noreturn));
 
-/* "seg-%016llx.q": parses a segment file name; false for anything else. */
-bool queue_segment_name_parse(const char *name, uint64_t *ret_base);
-void queue_segment_name(char *buf, size_t size, uint64_t base, bool tmp);
-
 #endif

@@ -260,10 +260,6 @@ static int drop_oldest_segment(struct queue *q)
 	/* The checkpoint must say these are gone before the file is. */
 	q->ckpt.acked_seq = MAX(q->ckpt.acked_seq, s->last_seq);
 	q->ckpt.dropped_total += n;
-	if (n) {
-		q->ckpt.last_gap_first = first;
-		q->ckpt.last_gap_last = s->last_seq;
-	}
 	r = queue_write_checkpoint(q);
 	if (r < 0)
 		return r;
@@ -393,17 +389,24 @@ static void commit_batch(struct queue *q, struct batch *b)
  * and no new segment is made. */
 static void maintain(struct queue *q, bool closing)
 {
-	uint64_t acked, now = now_monotonic_usec();
+	uint64_t acked, lost, now = now_monotonic_usec();
 	bool deletable;
 
 	pthread_mutex_lock(&q->state_lock);
 	acked = q->acked_seq;
 	deletable = q->n_segments > 1 && q->segments[0].last_seq <= acked && q->segments[0].sealed;
+	lost = q->lost_unsaved;
+	if (lost) {
+		q->lost_unsaved = 0;
+		q->ckpt.n_gaps = q->read_gaps.n_gaps;
+		memcpy(q->ckpt.gaps, q->read_gaps.gaps, sizeof(q->ckpt.gaps));
+		q->ckpt.lost_total += lost;
+	}
 	pthread_mutex_unlock(&q->state_lock);
 
-	if (acked != q->ckpt.acked_seq &&
-	    (closing || deletable ||
-	     now - q->ckpt_written_usec >= q->opt.checkpoint_interval_usec)) {
+	if (lost || (acked != q->ckpt.acked_seq &&
+		     (closing || deletable ||
+		      now - q->ckpt_written_usec >= q->opt.checkpoint_interval_usec))) {
 		q->ckpt.acked_seq = acked;
 		if (queue_write_checkpoint(q) < 0)
 			queue_fatal_io("writing the checkpoint", EIO);

@@ -12,6 +12,8 @@
 #include <string.h>
 #include <zlib.h>
 
+#include "util.h"
+
 static void put16(uint8_t *p, uint16_t v)
 {
 	p[0] = (uint8_t)v;
@@ -216,17 +218,25 @@ void queue_checkpoint_encode(const struct queue_checkpoint *c, uint8_t *slot)
 	put64(slot + 40, c->seq_reserved);
 	put64(slot + 48, c->dropped_total);
 	put64(slot + 56, c->lost_total);
-	put64(slot + 64, c->gaps_counted);
-	put64(slot + 72, c->last_gap_first);
-	put64(slot + 80, c->last_gap_last);
-	put32(slot + 92, (uint32_t)crc32(0L, slot, 92));
+	put32(slot + 64, c->n_gaps);
+	for (uint32_t i = 0; i < c->n_gaps && i < QUEUE_CKPT_GAPS_MAX; i++) {
+		put64(slot + 72 + 16 * i, c->gaps[i].first);
+		put64(slot + 80 + 16 * i, c->gaps[i].last);
+	}
+	put32(slot + QUEUE_CKPT_LEN - 4, (uint32_t)crc32(0L, slot, QUEUE_CKPT_LEN - 4));
 }
 
 int queue_checkpoint_decode(const uint8_t *slot, size_t len, struct queue_checkpoint *ret)
 {
+	uint32_t n_gaps;
+
 	if (!slot || len < QUEUE_CKPT_LEN || memcmp(slot, QUEUE_CKPT_MAGIC, 8) != 0 ||
 	    get32(slot + 8) != QUEUE_FORMAT_VERSION || get32(slot + 12) != 0 ||
-	    get32(slot + 88) != 0 || get32(slot + 92) != (uint32_t)crc32(0L, slot, 92))
+	    get32(slot + 68) != 0 || get32(slot + QUEUE_CKPT_LEN - 8) != 0 ||
+	    get32(slot + QUEUE_CKPT_LEN - 4) != (uint32_t)crc32(0L, slot, QUEUE_CKPT_LEN - 4))
+		return -EBADMSG;
+	n_gaps = get32(slot + 64);
+	if (n_gaps > QUEUE_CKPT_GAPS_MAX)
 		return -EBADMSG;
 	ret->generation = get64(slot + 16);
 	ret->stream_id = get64(slot + 24);
@@ -234,10 +244,66 @@ int queue_checkpoint_decode(const uint8_t *slot, size_t len, struct queue_checkp
 	ret->seq_reserved = get64(slot + 40);
 	ret->dropped_total = get64(slot + 48);
 	ret->lost_total = get64(slot + 56);
-	ret->gaps_counted = get64(slot + 64);
-	ret->last_gap_first = get64(slot + 72);
-	ret->last_gap_last = get64(slot + 80);
+	ret->n_gaps = n_gaps;
+	for (uint32_t i = 0; i < n_gaps; i++) {
+		ret->gaps[i].first = get64(slot + 72 + 16 * i);
+		ret->gaps[i].last = get64(slot + 80 + 16 * i);
+		if (ret->gaps[i].first > ret->gaps[i].last ||
+		    (i && ret->gaps[i].first <= ret->gaps[i - 1].last))
+			return -EBADMSG;
+	}
 	return 0;
+}
+
+uint64_t queue_checkpoint_add_gap(struct queue_checkpoint *c, uint64_t first, uint64_t last)
+{
+	struct queue_gap merged = { first, last }, kept[QUEUE_CKPT_GAPS_MAX + 1];
+	uint64_t fresh;
+	uint32_t n = 0, m, drop;
+	bool placed = false;
+
+	if (first > last)
+		return 0;
+	fresh = last - first + 1;
+	for (uint32_t i = 0; i < c->n_gaps; i++) {
+		const struct queue_gap *g = &c->gaps[i];
+		uint64_t lo = MAX(g->first, first), hi = MIN(g->last, last);
+
+		if (lo <= hi)
+			fresh -= hi - lo + 1;
+	}
+	/* Merge every recorded range that overlaps or touches the new one. */
+	for (uint32_t i = 0; i < c->n_gaps; i++) {
+		const struct queue_gap *g = &c->gaps[i];
+
+		if (g->last + 1 >= merged.first && g->first <= merged.last + 1) {
+			merged.first = MIN(merged.first, g->first);
+			merged.last = MAX(merged.last, g->last);
+		}
+	}
+	for (uint32_t i = 0; i < c->n_gaps; i++) {
+		const struct queue_gap *g = &c->gaps[i];
+
+		if (g->last + 1 >= merged.first && g->first <= merged.last + 1)
+			continue;
+		if (!placed && g->first > merged.last) {
+			kept[n++] = merged;
+			placed = true;
+		}
+		kept[n++] = *g;
+	}
+	if (!placed)
+		kept[n++] = merged;
+	/* Only ranges above the acknowledged position can be met again; beyond the
+	 * list's room, the lowest ranges are forgotten (and might be counted again). */
+	m = 0;
+	for (uint32_t i = 0; i < n; i++)
+		if (kept[i].last > c->acked_seq)
+			kept[m++] = kept[i];
+	drop = m > QUEUE_CKPT_GAPS_MAX ? m - QUEUE_CKPT_GAPS_MAX : 0;
+	c->n_gaps = m - drop;
+	memcpy(c->gaps, kept + drop, c->n_gaps * sizeof(c->gaps[0]));
+	return fresh;
 }
 
 int queue_checkpoint_pick(const uint8_t *slot0, size_t len0, const uint8_t *slot1, size_t len1,

@@ -101,6 +101,13 @@ struct queue_seal {
 void queue_seal_encode(const struct queue_seal *s, uint8_t *payload);
 void queue_seal_decode(const uint8_t *payload, struct queue_seal *ret);
 
+#define QUEUE_CKPT_GAPS_MAX 32
+
+/* A range of seqs that went missing and was counted in lost_total. */
+struct queue_gap {
+	uint64_t first, last;
+};
+
 struct queue_checkpoint {
 	uint64_t generation;
 	uint64_t stream_id;
@@ -108,9 +115,18 @@ struct queue_checkpoint {
 	uint64_t seq_reserved;	/* no seq above this was issued */
 	uint64_t dropped_total; /* readings dropped by the full policy */
 	uint64_t lost_total;	/* readings lost to corruption */
-	uint64_t gaps_counted;	/* losses below this seq are already in lost_total */
-	uint64_t last_gap_first, last_gap_last;
+	/* Missing ranges already counted, sorted, disjoint, above acked_seq: a range is
+	 * counted once however often the queue is opened. */
+	uint32_t n_gaps;
+	struct queue_gap gaps[QUEUE_CKPT_GAPS_MAX];
 };
+
+/*
+ * Record that [first, last] is missing. Returns how many of its seqs were not
+ * recorded before (to add to lost_total). Ranges at or below acked_seq are pruned;
+ * when the list is full the lowest range is forgotten. Pure.
+ */
+uint64_t queue_checkpoint_add_gap(struct queue_checkpoint *c, uint64_t first, uint64_t last);
 
 /* Write one slot (QUEUE_CKPT_SLOT_SIZE bytes, zero-padded). */
 void queue_checkpoint_encode(const struct queue_checkpoint *c, uint8_t *slot);

@@ -72,6 +72,10 @@ struct queue {
 	uint64_t ckpt_written_usec;
 	uint64_t dropped_oldest;
 	uint64_t lost;
+	/* Losses the reader found, as ranges (starting from the checkpoint's), and how many
+	 * readings of them the checkpoint does not count yet. */
+	struct queue_checkpoint read_gaps;
+	uint64_t lost_unsaved;
 	uint64_t quarantine_bytes;
 	uint64_t commits;
 

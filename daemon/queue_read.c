@@ -74,13 +74,22 @@ void queue_reader_rewind(struct queue_reader *r)
 
 static void count_lost(struct queue_reader *r, uint64_t first, uint64_t last, const char *why)
 {
+	struct queue *q = r->q;
+	uint64_t fresh;
+
 	if (first > last)
 		return;
-	pthread_mutex_lock(&r->q->state_lock);
-	r->q->lost += last - first + 1;
-	pthread_mutex_unlock(&r->q->state_lock);
-	log_error("queue: lost %" PRIu64 " readings, seq %" PRIu64 "..%" PRIu64 ": %s",
-		  last - first + 1, first, last, why);
+	/* Once per range, also across rewinds and restarts: the committer saves the
+	 * ranges in the checkpoint. */
+	pthread_mutex_lock(&q->state_lock);
+	q->read_gaps.acked_seq = q->acked_seq;
+	fresh = queue_checkpoint_add_gap(&q->read_gaps, first, last);
+	q->lost += fresh;
+	q->lost_unsaved += fresh;
+	pthread_mutex_unlock(&q->state_lock);
+	if (fresh)
+		log_error("queue: lost %" PRIu64 " readings in seq %" PRIu64 "..%" PRIu64 ": %s",
+			  fresh, first, last, why);
 }
 
 /*
@@ -114,17 +123,22 @@ static int enter_segment(struct queue_reader *r, size_t *ret_end)
 	return found;
 }
 
-/* The current segment's durable end and last seq (the tail grows while we read). */
-static size_t segment_end(struct queue_reader *r)
+/* The current segment's durable end and last seq (the tail grows while we read), and
+ * whether it is sealed. A segment that is gone (dropped) reads as sealed and empty. */
+static size_t segment_end(struct queue_reader *r, bool *ret_sealed)
 {
 	struct queue *q = r->q;
 	size_t end = 0;
 
+	*ret_sealed = true;
 	pthread_mutex_lock(&q->state_lock);
 	for (size_t i = 0; i < q->n_segments; i++)
 		if (q->segments[i].base_seq == r->seg_base) {
 			end = q->segments[i].end;
 			r->seg_last = q->segments[i].last_seq;
+			/* Only the newest segment grows; an older one left unsealed (its
+			 * seal failed) is complete all the same. */
+			*ret_sealed = q->segments[i].sealed || i + 1 < q->n_segments;
 			break;
 		}
 	pthread_mutex_unlock(&q->state_lock);
@@ -191,6 +205,7 @@ int queue_read(struct queue_reader *r, uint64_t *ret_seq, struct cg_reading *ret
 	for (;;) {
 		uint64_t durable, acked;
 		struct queue_frame f;
+		bool sealed;
 		size_t end;
 		int k;
 
@@ -231,11 +246,17 @@ int queue_read(struct queue_reader *r, uint64_t *ret_seq, struct cg_reading *ret
 			if (r->seg_base > r->next_seq)
 				r->next_seq = r->seg_base; /* a known gap, counted at start-up */
 		}
-		end = segment_end(r);
+		end = segment_end(r, &sealed);
 		switch (load_frame(r, r->off, end, r->expected, &f)) {
 		case QUEUE_FRAME_OK:
 			if (f.flags & QUEUE_FRAME_SEAL) {
 				leave_segment(r);
+				continue;
+			}
+			/* After a rewind, frames that were all delivered need no decoding. */
+			if (f.first_seq + f.count <= r->next_seq) {
+				r->expected = f.first_seq + f.count;
+				r->off = f.next_offset;
 				continue;
 			}
 			queue_decoder_init(r->dec, r->frame + QUEUE_FRAME_HEADER_LEN,
@@ -247,6 +268,9 @@ int queue_read(struct queue_reader *r, uint64_t *ret_seq, struct cg_reading *ret
 			continue;
 		case QUEUE_FRAME_END:
 			if (r->expected > r->seg_last) {
+				/* The tail: wait here for the committer, keeping our place. */
+				if (!sealed)
+					return 0;
 				leave_segment(r); /* read to its end: on to the next segment */
 				continue;
 			}

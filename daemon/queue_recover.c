@@ -357,16 +357,20 @@ static int check_segment(struct queue *q, struct candidate *c, bool writable)
 
 static void count_lost(struct queue *q, uint64_t first, uint64_t last, const char *why)
 {
-	/* Only readings that were unacknowledged and not counted at an earlier start. */
-	first = MAX(first, MAX(q->ckpt.acked_seq, q->ckpt.gaps_counted) + 1);
+	uint64_t fresh;
+
+	/* Acknowledged readings are not lost when they are missing. */
+	first = MAX(first, q->ckpt.acked_seq + 1);
 	if (first > last)
 		return;
-	q->lost += last - first + 1;
-	q->ckpt.lost_total += last - first + 1;
-	q->ckpt.last_gap_first = first;
-	q->ckpt.last_gap_last = last;
-	log_error("queue: lost %" PRIu64 " readings, seq %" PRIu64 "..%" PRIu64 ": %s",
-		  last - first + 1, first, last, why);
+	/* Counted and logged once: the checkpoint remembers the ranges it counted. */
+	fresh = queue_checkpoint_add_gap(&q->ckpt, first, last);
+	if (!fresh)
+		return;
+	q->lost += fresh;
+	q->ckpt.lost_total += fresh;
+	log_error("queue: lost %" PRIu64 " readings in seq %" PRIu64 "..%" PRIu64 ": %s", fresh,
+		  first, last, why);
 }
 
 int queue_recover(struct queue *q)
@@ -467,7 +471,6 @@ int queue_recover(struct queue *q)
 	}
 	(void)fsync(q->dir_fd);
 
-	q->ckpt.gaps_counted = MAX(q->ckpt.gaps_counted, last_on_disk);
 	q->acked_seq = q->ckpt.acked_seq;
 	q->durable_seq = MAX(last_on_disk, q->acked_seq);
 	/* Never reuse a seq: not one on disk, acknowledged, or possibly issued. */
@@ -479,6 +482,7 @@ int queue_recover(struct queue *q)
 	r = queue_write_checkpoint(q);
 	if (r < 0)
 		return log_error_errno(r, "queue: cannot write %s/ckpt: %m", q->opt.dir);
+	q->read_gaps = q->ckpt;
 	log_info("queue: %s: %zu segments, readings up to seq %" PRIu64
 		 ", acknowledged up to %" PRIu64,
 		 q->opt.dir, q->n_segments, last_on_disk, q->acked_seq);

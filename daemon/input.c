@@ -249,6 +249,13 @@ static int log_rejected(struct cg_instance *in, const char *format, ...)
 
 int cg_emit(struct cg_instance *in, const struct cg_reading *reading)
 {
+	uint64_t token;
+
+	return cg_emit_tracked(in, reading, &token);
+}
+
+int cg_emit_tracked(struct cg_instance *in, const struct cg_reading *reading, uint64_t *ret_token)
+{
 	struct cg_reading r;
 	char why[256];
 	int ret;
@@ -268,13 +275,33 @@ int cg_emit(struct cg_instance *in, const struct cg_reading *reading)
 		r.timestamp_ms = now_realtime_ms();
 	if (!r.topic)
 		r.topic = in->config->topic;
-	ret = in->sink->emit(in->sink->userdata, in->config->name, &r);
+	ret = in->sink->emit(in->sink->userdata, in->config->name, &r, ret_token);
 	if (ret < 0) {
 		in->rejected++;
 		return ret;
 	}
 	in->readings++;
 	return 0;
+}
+
+int cg_wait_durable(struct cg_instance *in, uint64_t token, uint64_t timeout_usec)
+{
+	uint64_t now = now_monotonic_usec();
+	uint64_t deadline = timeout_usec > UINT64_MAX - now ? UINT64_MAX : now + timeout_usec;
+
+	/* In slices, so that a stop request is noticed within a tenth of a second. */
+	for (;;) {
+		uint64_t slice;
+		int r;
+
+		if (in->stop_requested)
+			return -ECANCELED;
+		now = now_monotonic_usec();
+		slice = MIN(deadline > now ? deadline - now : 0, 100 * USEC_PER_MSEC);
+		r = in->sink->wait_durable(in->sink->userdata, token, slice);
+		if (r != -ETIMEDOUT || now_monotonic_usec() >= deadline)
+			return r;
+	}
 }
 
 int cg_stop_fd(struct cg_instance *in)

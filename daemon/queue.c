@@ -361,6 +361,10 @@ static void commit_batch(struct queue *q, struct batch *b)
 		q->dropped_newest += b->count;
 		pthread_mutex_unlock(&q->batch_lock);
 		log_dropped(q, "new", b->count, b->first_seq, last);
+		pthread_mutex_lock(&q->state_lock);
+		q->unwritten[q->n_unwritten++ % ARRAY_SIZE(q->unwritten)] =
+		    (struct queue_gap){ b->first_seq, last };
+		pthread_mutex_unlock(&q->state_lock);
 		q->written_seq = last;
 		(void)queue_seal_segment(q, tail);
 		return;
@@ -549,6 +553,10 @@ int queue_wait_durable(struct queue *q, uint64_t seq, uint64_t timeout_usec)
 	while (q->durable_seq < seq && r == 0)
 		r = pthread_cond_timedwait(&q->durable_cond, &q->state_lock, &ts);
 	r = q->durable_seq >= seq ? 0 : -ETIMEDOUT;
+	/* A batch that could not be written leaves its seqs behind durable ones. */
+	for (size_t i = 0; r == 0 && i < ARRAY_SIZE(q->unwritten); i++)
+		if (seq >= q->unwritten[i].first && seq <= q->unwritten[i].last)
+			r = -ENOSPC;
 	pthread_mutex_unlock(&q->state_lock);
 	return r;
 }

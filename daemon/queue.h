@@ -105,8 +105,9 @@ void queue_close(struct queue *q);
  */
 int queue_append(struct queue *q, const struct cg_reading *r, uint64_t *ret_seq);
 
-/* Wait until seq is durable or timeout_usec passes: 0, -ETIMEDOUT, or -ECANCELED when
- * the queue is closing. */
+/* Wait until seq (and every seq before it) is durable or timeout_usec passes: 0,
+ * -ETIMEDOUT, or -ENOSPC when its batch could not be written (the disk filled up
+ * under a copy-on-write file system) and the reading is lost. */
 int queue_wait_durable(struct queue *q, uint64_t seq, uint64_t timeout_usec);
 
 /* An eventfd that becomes readable when durable data was added; the consumer reads it

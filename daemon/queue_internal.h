@@ -76,6 +76,9 @@ struct queue {
 	 * readings of them the checkpoint does not count yet. */
 	struct queue_checkpoint read_gaps;
 	uint64_t lost_unsaved;
+	/* The last batches that could not be written (ENOSPC), for queue_wait_durable(). */
+	struct queue_gap unwritten[8];
+	size_t n_unwritten;
 	uint64_t quarantine_bytes;
 	uint64_t commits;
 

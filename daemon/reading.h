@@ -24,10 +24,14 @@ bool reading_field_name_is_valid(const char *name);
 /*
  * Where accepted readings go. emit() is called from input threads, concurrently, with
  * a validated reading whose timestamp and topic are filled in; it copies what it
- * keeps. Returns 0 or a negative errno that cg_emit() passes back to the plugin.
+ * keeps and sets *ret_token (increasing per reading). wait_durable() waits until the
+ * reading of a token is durable: 0, -ETIMEDOUT, or -ECANCELED when the sink closes.
+ * Both return a negative errno that the host API passes back to the plugin.
  */
 struct sink {
-	int (*emit)(void *userdata, const char *input, const struct cg_reading *r);
+	int (*emit)(void *userdata, const char *input, const struct cg_reading *r,
+		    uint64_t *ret_token);
+	int (*wait_durable)(void *userdata, uint64_t token, uint64_t timeout_usec);
 	void *userdata;
 };
 

@@ -40,10 +40,16 @@ struct service {
 	char last_status[256];
 };
 
-static int queue_emit(void *userdata, const char *input, const struct cg_reading *r)
+static int queue_emit(void *userdata, const char *input, const struct cg_reading *r,
+		      uint64_t *ret_token)
 {
 	(void)input;
-	return queue_append(userdata, r, NULL);
+	return queue_append(userdata, r, ret_token);
+}
+
+static int queue_wait(void *userdata, uint64_t token, uint64_t timeout_usec)
+{
+	return queue_wait_durable(userdata, token, timeout_usec);
 }
 
 static void update_status(struct service *s, const char *state)
@@ -293,7 +299,7 @@ int service_run(const struct config *config, const struct service_options *optio
 		s.printer = test_printer_new(stdout, options->test_count);
 		s.sink = test_printer_sink(s.printer);
 	} else {
-		s.sink = (struct sink){ .emit = queue_emit };
+		s.sink = (struct sink){ .emit = queue_emit, .wait_durable = queue_wait };
 	}
 
 	r = create_inputs(&s);

@@ -46,7 +46,8 @@ void test_printer_free(struct test_printer *p)
 	free(p);
 }
 
-static int test_printer_emit(void *userdata, const char *input, const struct cg_reading *r)
+static int test_printer_emit(void *userdata, const char *input, const struct cg_reading *r,
+			     uint64_t *ret_token)
 {
 	struct test_printer *p = userdata;
 	char *line = reading_to_json(input, r);
@@ -60,6 +61,7 @@ static int test_printer_emit(void *userdata, const char *input, const struct cg_
 		/* Line-buffered output even into a pipe: the reader is often a test. */
 		fflush(p->out);
 		p->printed++;
+		*ret_token = p->printed;
 		if (p->printed == p->limit && write(p->done_fd, &one, sizeof(one)) < 0) {
 		}
 	}
@@ -68,9 +70,20 @@ static int test_printer_emit(void *userdata, const char *input, const struct cg_
 	return 0;
 }
 
+/* Printed is as durable as --test gets. */
+static int test_printer_wait(void *userdata, uint64_t token, uint64_t timeout_usec)
+{
+	(void)userdata;
+	(void)token;
+	(void)timeout_usec;
+	return 0;
+}
+
 struct sink test_printer_sink(struct test_printer *p)
 {
-	return (struct sink){ .emit = test_printer_emit, .userdata = p };
+	return (struct sink){ .emit = test_printer_emit,
+			      .wait_durable = test_printer_wait,
+			      .userdata = p };
 }
 
 int test_printer_done_fd(const struct test_printer *p)

@@ -107,7 +107,10 @@ def test_help_plugin_describes_sysinfo():
     r = run(["--help-plugin", "sysinfo", "-P", PLUGIN_DIR])
     assert r.returncode == 0, r.stderr
     out = r.stdout
-    assert out.startswith(f"sysinfo 1.0 (ABI 1.0, {PLUGIN_DIR}/sysinfo.so)\n")
+    header = (SOURCE_DIR / "daemon/include/coapgate/plugin.h").read_text()
+    abi = ".".join(re.search(rf"#define CG_ABI_{part} (\d+)", header).group(1)
+                   for part in ("MAJOR", "MINOR"))
+    assert out.startswith(f"sysinfo 1.0 (ABI {abi}, {PLUGIN_DIR}/sysinfo.so)\n")
 
     common, _, own = out.partition('Options of plugin "sysinfo":')
     assert own, out

@@ -15,10 +15,13 @@ static int abi_good_run(struct cg_instance *inst, void *state)
 					    .fields = &field,
 					    .n_fields = 1 };
 	struct pollfd pfd = { .fd = cg_stop_fd(inst), .events = POLLIN };
+	uint64_t token;
 
 	cg_log_info(inst, "running as \"%s\" on topic \"%s\"", cg_instance_name(inst),
 		    cg_instance_topic(inst));
 	(void)cg_emit(inst, &reading);
+	if (cg_emit_tracked(inst, &reading, &token) == 0)
+		(void)cg_wait_durable(inst, token, 1000000);
 	while (!cg_should_stop(inst)) {
 		(void)poll(&pfd, 1, 1000);
 		(void)cg_sleep(inst, 0);

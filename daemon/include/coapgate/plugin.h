@@ -11,6 +11,8 @@
  * Everything the plugin may call in the daemon is declared at the end of this file
  * (the cg_* host functions); nothing else of the daemon is visible to plugins.
  *
+ * ABI history: 1.0 first release; 1.1 adds cg_emit_tracked() and cg_wait_durable().
+ *
  * ABI rules: within one major version, structs only grow at the end and enums only
  * gain values. A plugin built against a newer minor version than the daemon's is
  * refused, because it may call host functions the daemon does not have.
@@ -30,7 +32,7 @@ extern "C" {
 #endif
 
 #define CG_ABI_MAJOR 1
-#define CG_ABI_MINOR 0
+#define CG_ABI_MINOR 1
 
 /* The name of the one symbol a plugin exports. */
 #define CG_PLUGIN_SYMBOL cg_plugin_descriptor
@@ -198,6 +200,23 @@ struct cg_plugin {
  * its policy drops new readings). Thread-safe.
  */
 int cg_emit(struct cg_instance *inst, const struct cg_reading *reading);
+
+/*
+ * Like cg_emit(), and *ret_token identifies the reading for cg_wait_durable(): for a
+ * producer that must know its readings will survive a power cut before it tells its
+ * own source so (the Unix-socket input's ack mode). Tokens increase with every
+ * reading of the daemon. Since ABI 1.1.
+ */
+int cg_emit_tracked(struct cg_instance *inst, const struct cg_reading *reading,
+		    uint64_t *ret_token);
+
+/*
+ * Wait until the reading of token, and every reading emitted before it, is durable
+ * (on disk and flushed). Returns 0, -ETIMEDOUT after timeout_usec, or -ECANCELED
+ * when the instance is asked to stop. In `coapgated --test` a printed reading counts
+ * as durable. Since ABI 1.1.
+ */
+int cg_wait_durable(struct cg_instance *inst, uint64_t token, uint64_t timeout_usec);
 
 /* Log priorities, the syslog(3) numbers. */
 #define CG_LOG_ERR     3

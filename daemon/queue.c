@@ -301,6 +301,10 @@ static int roll(struct queue *q)
 			if (r < 0)
 				log_warning_errno(r, "queue: cannot seal a segment: %m");
 		}
+		/* Only the tail keeps a descriptor; readers open segments themselves. */
+		pthread_mutex_lock(&q->state_lock);
+		old->fd = safe_close(old->fd);
+		pthread_mutex_unlock(&q->state_lock);
 	}
 	return 0;
 }

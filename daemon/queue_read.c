@@ -7,6 +7,7 @@
  * the readings in between are counted as lost.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,7 +21,7 @@ struct queue_reader {
 	struct queue *q;
 	uint64_t next_seq; /* the next seq to deliver */
 
-	/* The segment being read: a dup of its fd, so that deletion cannot pull it away. */
+	/* The segment being read, opened by the reader: deletion cannot pull it away. */
 	int fd;
 	uint64_t seg_base;
 	uint64_t seg_last; /* last seq the segment holds, as far as known */
@@ -92,9 +93,19 @@ static void count_lost(struct queue_reader *r, uint64_t first, uint64_t last, co
 			  fresh, first, last, why);
 }
 
+static int open_segment(struct queue *q, uint64_t base)
+{
+	char name[64];
+	int fd;
+
+	queue_segment_name(name, sizeof(name), base, false);
+	fd = openat(q->dir_fd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	return fd < 0 ? -errno : fd;
+}
+
 /*
- * Open the segment that holds next_seq (or the first one after it). Returns 1, or 0
- * when no segment holds anything at or after next_seq yet.
+ * Open the segment that holds next_seq (or the first one after it). Returns 1, 0 when
+ * no segment holds anything at or after next_seq yet, or a negative errno.
  */
 static int enter_segment(struct queue_reader *r, size_t *ret_end)
 {
@@ -107,9 +118,15 @@ static int enter_segment(struct queue_reader *r, size_t *ret_end)
 
 		if (s->last_seq < r->next_seq || s->last_seq < s->base_seq)
 			continue;
-		r->fd = dup(s->fd);
-		if (r->fd < 0)
+		r->fd = open_segment(q, s->base_seq);
+		if (r->fd < 0) {
+			/* Deleted since (acknowledged or dropped): the next one, if any. */
+			if (r->fd == -ENOENT)
+				continue;
+			found = r->fd;
+			r->fd = -1;
 			break;
+		}
 		r->seg_base = s->base_seq;
 		r->seg_last = s->last_seq;
 		r->salt = s->salt;
@@ -163,9 +180,17 @@ static enum queue_frame_status load_frame(struct queue_reader *r, size_t off, si
 		r->frame_cap = len;
 		r->frame = xrealloc(r->frame, len);
 	}
+	enum queue_frame_status st;
+
 	if (pread(r->fd, r->frame, len, (off_t)off) != (ssize_t)len)
 		return QUEUE_FRAME_CORRUPT;
-	return queue_frame_check(r->frame, len, 0, expected, r->salt, ret);
+	st = queue_frame_check(r->frame, len, 0, expected, r->salt, ret);
+	/* Checked in the buffer, so its offsets are the buffer's: make them the file's. */
+	if (st == QUEUE_FRAME_OK) {
+		ret->offset += off;
+		ret->next_offset += off;
+	}
+	return st;
 }
 
 /*
@@ -241,8 +266,9 @@ int queue_read(struct queue_reader *r, uint64_t *ret_seq, struct cg_reading *ret
 		}
 
 		if (!r->seg_base) {
-			if (!enter_segment(r, &end))
-				return 0;
+			k = enter_segment(r, &end);
+			if (k <= 0)
+				return k;
 			if (r->seg_base > r->next_seq)
 				r->next_seq = r->seg_base; /* a known gap, counted at start-up */
 		}

@@ -30,6 +30,7 @@
 #define SEAL_FRAME_SIZE (QUEUE_FRAME_HEADER_LEN + QUEUE_SEAL_PAYLOAD_LEN)
 
 struct candidate {
+	bool valid;
 	char name[256];
 	uint64_t base;
 	struct segment seg;
@@ -323,15 +324,18 @@ static int scan_unsealed(struct candidate *c, size_t *ret_garbage)
 	return r;
 }
 
-/* Validate one candidate: header, name, stream, then the seal or a full scan. */
-static int check_segment(struct queue *q, struct candidate *c, bool writable)
+/*
+ * Validate one candidate: header, name, then the seal or a full scan. A sealed segment's
+ * descriptor is closed again (a queue may hold thousands of segments; only the tail
+ * stays open); an unsealed one keeps it for sealing.
+ */
+static int check_segment(struct queue *q, struct candidate *c)
 {
 	uint8_t header[QUEUE_HEADER_LEN];
 	size_t garbage = 0;
 	int r;
 
-	c->seg.fd = openat(q->dir_fd, c->name,
-			   (writable ? O_RDWR : O_RDONLY) | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+	c->seg.fd = openat(q->dir_fd, c->name, O_RDWR | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
 	if (c->seg.fd < 0)
 		return -errno;
 	if (pread_full(c->seg.fd, header, sizeof(header), 0) != (ssize_t)sizeof(header) ||
@@ -343,8 +347,10 @@ static int check_segment(struct queue *q, struct candidate *c, bool writable)
 	c->seg.prev_seq = c->header.prev_seq;
 	c->seg.salt = c->header.salt;
 	c->seg.allocated = allocated_bytes_of(c->seg.fd);
-	if (read_seal(c))
+	if (read_seal(c)) {
+		c->seg.fd = safe_close(c->seg.fd);
 		return 0;
+	}
 	r = scan_unsealed(c, &garbage);
 	if (r < 0)
 		return r;
@@ -394,14 +400,23 @@ int queue_recover(struct queue *q)
 		qsort(c, n, sizeof(*c), compare_candidates);
 
 	for (size_t i = 0; i < n; i++) {
-		r = check_segment(q, &c[i], i + 1 == n || !c[i].seg.sealed);
+		r = check_segment(q, &c[i]);
 		if (r < 0) {
-			safe_close(c[i].seg.fd);
-			c[i].seg.fd = -1;
+			c[i].seg.fd = safe_close(c[i].seg.fd);
 			quarantine(q, c[i].name,
 				   r == -EBADMSG ? "its header is invalid" : strerror(-r));
 			continue;
 		}
+		/* A segment without readings (a start that received none) holds nothing
+		 * but a seq range that was never issued: it goes. */
+		if (c[i].seg.last_seq < c[i].seg.base_seq) {
+			c[i].seg.fd = safe_close(c[i].seg.fd);
+			if (unlinkat(q->dir_fd, c[i].name, 0) < 0)
+				log_warning_errno(errno, "queue: cannot remove empty %s: %m",
+						  c[i].name);
+			continue;
+		}
+		c[i].valid = true;
 		if (!stream_id)
 			stream_id = c[i].header.stream_id;
 	}
@@ -420,15 +435,15 @@ int queue_recover(struct queue *q)
 		struct candidate *s = &c[i];
 		const struct segment *prev = kept ? &q->segments[kept - 1] : NULL;
 
-		if (s->seg.fd < 0)
+		if (!s->valid)
 			continue;
 		if (s->header.stream_id != stream_id) {
-			safe_close(s->seg.fd);
+			s->seg.fd = safe_close(s->seg.fd);
 			quarantine(q, s->name, "it belongs to another queue (stream id)");
 			continue;
 		}
 		if (prev && s->seg.prev_seq < prev->last_seq) {
-			safe_close(s->seg.fd);
+			s->seg.fd = safe_close(s->seg.fd);
 			quarantine(q, s->name, "its readings overlap the previous segment's");
 			continue;
 		}
@@ -436,21 +451,10 @@ int queue_recover(struct queue *q)
 			   "a segment is missing or was quarantined");
 		/* A segment the previous run did not seal is sealed at its valid end. */
 		if (!s->seg.sealed) {
-			if (s->seg.fd >= 0 && fcntl(s->seg.fd, F_GETFL) & O_RDWR) {
-				r = queue_seal_segment(q, &s->seg);
-			} else {
-				int fd =
-				    openat(q->dir_fd, s->name, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
-
-				r = fd < 0 ? -errno : 0;
-				if (fd >= 0) {
-					close(s->seg.fd);
-					s->seg.fd = fd;
-					r = queue_seal_segment(q, &s->seg);
-				}
-			}
+			r = queue_seal_segment(q, &s->seg);
 			if (r < 0)
 				log_warning_errno(r, "queue: cannot seal %s: %m", s->name);
+			s->seg.fd = safe_close(s->seg.fd);
 		}
 		q->segments = xrealloc(q->segments, (kept + 1) * sizeof(*q->segments));
 		q->segments[kept++] = s->seg;

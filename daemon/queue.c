@@ -342,13 +342,37 @@ static void ensure_tail_room(struct queue *q)
 	set_full(q, r < 0);
 }
 
+/* A batch that cannot be written: its readings are dropped, counted and remembered so
+ * that queue_wait_durable() reports them lost instead of waiting. */
+static void drop_batch(struct queue *q, struct batch *b)
+{
+	uint64_t last = b->first_seq + b->count - 1;
+
+	pthread_mutex_lock(&q->batch_lock);
+	q->dropped_newest += b->count;
+	pthread_mutex_unlock(&q->batch_lock);
+	log_dropped(q, "new", b->count, b->first_seq, last);
+	pthread_mutex_lock(&q->state_lock);
+	q->unwritten[q->n_unwritten++ % ARRAY_SIZE(q->unwritten)] =
+	    (struct queue_gap){ b->first_seq, last };
+	pthread_cond_broadcast(&q->durable_cond);
+	pthread_mutex_unlock(&q->state_lock);
+	/* The next segment's prev_seq records these seqs as never written. */
+	q->written_seq = last;
+}
+
 static void commit_batch(struct queue *q, struct batch *b)
 {
-	struct segment *tail = &q->segments[q->n_segments - 1];
+	struct segment *tail = q->n_segments ? &q->segments[q->n_segments - 1] : NULL;
 	uint64_t last = b->first_seq + b->count - 1, one = 1;
 	size_t size;
 	int r;
 
+	/* No tail to write to: the disk filled up after the batch was accepted. */
+	if (!tail || tail->sealed) {
+		drop_batch(q, b);
+		return;
+	}
 	/* Never issue a seq the checkpoint has not reserved (see QUEUE_SEQ_RESERVE). */
 	if (last > q->ckpt.seq_reserved) {
 		q->ckpt.seq_reserved = last + QUEUE_SEQ_RESERVE;
@@ -359,18 +383,13 @@ static void commit_batch(struct queue *q, struct batch *b)
 	size = queue_frame_encode(b->buf, tail->salt, b->first_seq, b->count, 0, b->len);
 	r = pwrite_all(tail->fd, b->buf, size, (off_t)tail->end);
 	if (r == -ENOSPC || r == -EDQUOT) {
-		/* Preallocation makes this rare (copy-on-write file systems). The batch is
-		 * lost; the next segment's prev_seq records its seqs as never written. */
-		pthread_mutex_lock(&q->batch_lock);
-		q->dropped_newest += b->count;
-		pthread_mutex_unlock(&q->batch_lock);
-		log_dropped(q, "new", b->count, b->first_seq, last);
-		pthread_mutex_lock(&q->state_lock);
-		q->unwritten[q->n_unwritten++ % ARRAY_SIZE(q->unwritten)] =
-		    (struct queue_gap){ b->first_seq, last };
-		pthread_mutex_unlock(&q->state_lock);
-		q->written_seq = last;
-		(void)queue_seal_segment(q, tail);
+		/* Preallocation makes this rare (copy-on-write file systems). Seal here so
+		 * nothing is ever written after a frame that may be torn, and stop taking
+		 * readings until a new segment can be made. */
+		drop_batch(q, b);
+		if (queue_seal_segment(q, tail) < 0)
+			tail->sealed = true;
+		set_full(q, true);
 		return;
 	}
 	if (r < 0)
@@ -548,19 +567,27 @@ refuse:
 	return -ENOSPC;
 }
 
+static bool is_unwritten(const struct queue *q, uint64_t seq)
+{
+	for (size_t i = 0; i < MIN(q->n_unwritten, ARRAY_SIZE(q->unwritten)); i++)
+		if (seq >= q->unwritten[i].first && seq <= q->unwritten[i].last)
+			return true;
+	return false;
+}
+
 int queue_wait_durable(struct queue *q, uint64_t seq, uint64_t timeout_usec)
 {
 	struct timespec ts = monotonic_timespec(now_monotonic_usec() + timeout_usec);
 	int r = 0;
 
 	pthread_mutex_lock(&q->state_lock);
-	while (q->durable_seq < seq && r == 0)
+	while (q->durable_seq < seq && !is_unwritten(q, seq) && r == 0)
 		r = pthread_cond_timedwait(&q->durable_cond, &q->state_lock, &ts);
-	r = q->durable_seq >= seq ? 0 : -ETIMEDOUT;
 	/* A batch that could not be written leaves its seqs behind durable ones. */
-	for (size_t i = 0; r == 0 && i < ARRAY_SIZE(q->unwritten); i++)
-		if (seq >= q->unwritten[i].first && seq <= q->unwritten[i].last)
-			r = -ENOSPC;
+	if (is_unwritten(q, seq))
+		r = -ENOSPC;
+	else
+		r = q->durable_seq >= seq ? 0 : -ETIMEDOUT;
 	pthread_mutex_unlock(&q->state_lock);
 	return r;
 }

@@ -31,6 +31,7 @@
 
 struct candidate {
 	bool valid;
+	bool quarantined;
 	char name[256];
 	uint64_t base;
 	struct segment seg;
@@ -384,7 +385,7 @@ int queue_recover(struct queue *q)
 	struct candidate *c = NULL;
 	size_t n = 0, kept = 0;
 	uint64_t last_on_disk = 0, stream_id = 0;
-	bool ckpt_valid;
+	bool ckpt_valid, lost_checkpoint = false;
 	int r;
 
 	r = lock_dir(q);
@@ -405,6 +406,7 @@ int queue_recover(struct queue *q)
 			c[i].seg.fd = safe_close(c[i].seg.fd);
 			quarantine(q, c[i].name,
 				   r == -EBADMSG ? "its header is invalid" : strerror(-r));
+			c[i].quarantined = true;
 			continue;
 		}
 		/* A segment without readings (a start that received none) holds nothing
@@ -431,23 +433,46 @@ int queue_recover(struct queue *q)
 			    q->opt.dir);
 	q->ckpt.stream_id = stream_id;
 
+	/* Without a checkpoint, what precedes the first segment was deleted because it
+	 * was acknowledged: not a loss. Seqs the lost checkpoint may have reserved are
+	 * skipped, so that none is issued twice. */
+	if (!ckpt_valid && n) {
+		for (size_t i = 0; i < n; i++)
+			if (c[i].valid) {
+				q->ckpt.acked_seq = c[i].seg.prev_seq;
+				break;
+			}
+		q->ckpt.seq_reserved = 0;
+		lost_checkpoint = true;
+	}
 	for (size_t i = 0; i < n; i++) {
 		struct candidate *s = &c[i];
 		const struct segment *prev = kept ? &q->segments[kept - 1] : NULL;
+		uint64_t gap_first = prev ? prev->last_seq + 1 : 1;
 
 		if (!s->valid)
 			continue;
 		if (s->header.stream_id != stream_id) {
 			s->seg.fd = safe_close(s->seg.fd);
 			quarantine(q, s->name, "it belongs to another queue (stream id)");
+			s->quarantined = true;
 			continue;
 		}
 		if (prev && s->seg.prev_seq < prev->last_seq) {
 			s->seg.fd = safe_close(s->seg.fd);
 			quarantine(q, s->name, "its readings overlap the previous segment's");
+			s->quarantined = true;
 			continue;
 		}
-		count_lost(q, prev ? prev->last_seq + 1 : 1, s->seg.prev_seq,
+		/* A segment quarantined just now names its first seq: the loss starts there
+		 * (seqs before it may be a reservation skip). A missing one cannot say. */
+		for (size_t j = 0; j < i; j++)
+			if (c[j].quarantined && c[j].base >= gap_first &&
+			    c[j].base <= s->seg.prev_seq) {
+				gap_first = c[j].base;
+				break;
+			}
+		count_lost(q, gap_first, s->seg.prev_seq,
 			   "a segment is missing or was quarantined");
 		/* A segment the previous run did not seal is sealed at its valid end. */
 		if (!s->seg.sealed) {
@@ -479,7 +504,12 @@ int queue_recover(struct queue *q)
 	q->durable_seq = MAX(last_on_disk, q->acked_seq);
 	/* Never reuse a seq: not one on disk, acknowledged, or possibly issued. */
 	q->next_seq = MAX(q->durable_seq, q->ckpt.seq_reserved) + 1;
+	if (lost_checkpoint)
+		q->next_seq += QUEUE_SEQ_RESERVE;
 	q->written_seq = q->next_seq - 1;
+	/* Reserve before any seq of this run is issued, not at its first commit: a run
+	 * that dies before that must not hand the same seqs out again. */
+	q->ckpt.seq_reserved = q->next_seq - 1 + QUEUE_SEQ_RESERVE;
 	q->quarantine_bytes = quarantine_bytes(q);
 	q->dropped_oldest = 0;
 

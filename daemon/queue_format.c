@@ -257,53 +257,46 @@ int queue_checkpoint_decode(const uint8_t *slot, size_t len, struct queue_checkp
 
 uint64_t queue_checkpoint_add_gap(struct queue_checkpoint *c, uint64_t first, uint64_t last)
 {
-	struct queue_gap merged = { first, last }, kept[QUEUE_CKPT_GAPS_MAX + 1];
-	uint64_t fresh;
-	uint32_t n = 0, m, drop;
-	bool placed = false;
+	struct queue_gap all[QUEUE_CKPT_GAPS_MAX + 1], merged[QUEUE_CKPT_GAPS_MAX + 1];
+	uint64_t covered = 0;
+	uint32_t n = 0, m = 0, keep = 0, drop;
 
 	if (first > last)
 		return 0;
-	fresh = last - first + 1;
-	for (uint32_t i = 0; i < c->n_gaps; i++) {
-		const struct queue_gap *g = &c->gaps[i];
-		uint64_t lo = MAX(g->first, first), hi = MIN(g->last, last);
+	for (uint32_t i = 0; i < c->n_gaps && i < QUEUE_CKPT_GAPS_MAX; i++) {
+		uint64_t lo = MAX(c->gaps[i].first, first), hi = MIN(c->gaps[i].last, last);
 
 		if (lo <= hi)
-			fresh -= hi - lo + 1;
+			covered += hi - lo + 1;
+		all[n++] = c->gaps[i];
 	}
-	/* Merge every recorded range that overlaps or touches the new one. */
-	for (uint32_t i = 0; i < c->n_gaps; i++) {
-		const struct queue_gap *g = &c->gaps[i];
+	/* Insert the new range in order of first seq, then merge what overlaps or
+	 * touches; every step is written so that UINT64_MAX cannot wrap. */
+	all[n++] = (struct queue_gap){ first, last };
+	for (uint32_t i = n - 1; i > 0 && all[i].first < all[i - 1].first; i--) {
+		struct queue_gap t = all[i];
 
-		if (g->last + 1 >= merged.first && g->first <= merged.last + 1) {
-			merged.first = MIN(merged.first, g->first);
-			merged.last = MAX(merged.last, g->last);
-		}
+		all[i] = all[i - 1];
+		all[i - 1] = t;
 	}
-	for (uint32_t i = 0; i < c->n_gaps; i++) {
-		const struct queue_gap *g = &c->gaps[i];
+	for (uint32_t i = 0; i < n; i++) {
+		struct queue_gap *prev = m ? &merged[m - 1] : NULL;
 
-		if (g->last + 1 >= merged.first && g->first <= merged.last + 1)
-			continue;
-		if (!placed && g->first > merged.last) {
-			kept[n++] = merged;
-			placed = true;
-		}
-		kept[n++] = *g;
+		if (prev && (all[i].first <= prev->last ||
+			     (prev->last != UINT64_MAX && all[i].first == prev->last + 1)))
+			prev->last = MAX(prev->last, all[i].last);
+		else
+			merged[m++] = all[i];
 	}
-	if (!placed)
-		kept[n++] = merged;
 	/* Only ranges above the acknowledged position can be met again; beyond the
 	 * list's room, the lowest ranges are forgotten (and might be counted again). */
-	m = 0;
-	for (uint32_t i = 0; i < n; i++)
-		if (kept[i].last > c->acked_seq)
-			kept[m++] = kept[i];
-	drop = m > QUEUE_CKPT_GAPS_MAX ? m - QUEUE_CKPT_GAPS_MAX : 0;
-	c->n_gaps = m - drop;
-	memcpy(c->gaps, kept + drop, c->n_gaps * sizeof(c->gaps[0]));
-	return fresh;
+	for (uint32_t i = 0; i < m; i++)
+		if (merged[i].last > c->acked_seq)
+			merged[keep++] = merged[i];
+	drop = keep > QUEUE_CKPT_GAPS_MAX ? keep - QUEUE_CKPT_GAPS_MAX : 0;
+	c->n_gaps = keep - drop;
+	memcpy(c->gaps, merged + drop, c->n_gaps * sizeof(c->gaps[0]));
+	return last - first - covered + 1;
 }
 
 int queue_checkpoint_pick(const uint8_t *slot0, size_t len0, const uint8_t *slot1, size_t len1,

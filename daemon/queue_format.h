@@ -32,7 +32,7 @@
 
 #define QUEUE_CKPT_MAGIC     "CGQCKPT1"
 #define QUEUE_CKPT_SLOT_SIZE 4096
-#define QUEUE_CKPT_LEN	     96
+#define QUEUE_CKPT_LEN	     592
 
 /* The largest encoded reading: 64 fields of 64-byte names and 512-byte strings. */
 #define QUEUE_RECORD_MAX (64 * 1024)
@@ -102,6 +102,8 @@ void queue_seal_encode(const struct queue_seal *s, uint8_t *payload);
 void queue_seal_decode(const uint8_t *payload, struct queue_seal *ret);
 
 #define QUEUE_CKPT_GAPS_MAX 32
+/* Gaps end at 72 + 16 * 32 = 584; then a reserved u32 and the CRC. */
+_Static_assert(QUEUE_CKPT_LEN == 72 + 16 * QUEUE_CKPT_GAPS_MAX + 8, "checkpoint layout");
 
 /* A range of seqs that went missing and was counted in lost_total. */
 struct queue_gap {

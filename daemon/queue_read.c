@@ -65,6 +65,13 @@ static void leave_segment(struct queue_reader *r)
 	r->in_frame = false;
 }
 
+/*
+ * Done with the current segment, whatever is left in it: what it should still hold is
+ * lost. next_seq moves past the segment for good, so that it is never entered again
+ * in this pass and the reader always makes progress.
+ */
+static void finish_segment(struct queue_reader *r, const char *why);
+
 void queue_reader_rewind(struct queue_reader *r)
 {
 	pthread_mutex_lock(&r->q->state_lock);
@@ -101,6 +108,15 @@ static int open_segment(struct queue *q, uint64_t base)
 	queue_segment_name(name, sizeof(name), base, false);
 	fd = openat(q->dir_fd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
 	return fd < 0 ? -errno : fd;
+}
+
+static void finish_segment(struct queue_reader *r, const char *why)
+{
+	if (r->next_seq <= r->seg_last) {
+		count_lost(r, r->next_seq, r->seg_last, why);
+		r->next_seq = r->seg_last == UINT64_MAX ? UINT64_MAX : r->seg_last + 1;
+	}
+	leave_segment(r);
 }
 
 /*
@@ -248,7 +264,8 @@ int queue_read(struct queue_reader *r, uint64_t *ret_seq, struct cg_reading *ret
 			return 0;
 
 		if (r->in_frame) {
-			k = queue_decoder_next(r->dec, ret);
+			/* Never more readings than the frame header announced. */
+			k = r->frame_seq < r->expected ? queue_decoder_next(r->dec, ret) : 0;
 			if (k > 0) {
 				uint64_t seq = r->frame_seq++;
 
@@ -259,9 +276,12 @@ int queue_read(struct queue_reader *r, uint64_t *ret_seq, struct cg_reading *ret
 				return 1;
 			}
 			r->in_frame = false;
-			if (k < 0) /* passed its CRC, so this is a bug, not bit rot */
+			/* Fewer readings than announced: the frame passed its CRC, so this is
+			 * a bug rather than bit rot. Count them, and move on for good. */
+			if (r->frame_seq < r->expected)
 				count_lost(r, MAX(r->frame_seq, r->next_seq), r->expected - 1,
 					   "a frame's readings cannot be decoded");
+			r->next_seq = MAX(r->next_seq, r->expected);
 			continue;
 		}
 
@@ -276,7 +296,14 @@ int queue_read(struct queue_reader *r, uint64_t *ret_seq, struct cg_reading *ret
 		switch (load_frame(r, r->off, end, r->expected, &f)) {
 		case QUEUE_FRAME_OK:
 			if (f.flags & QUEUE_FRAME_SEAL) {
-				leave_segment(r);
+				finish_segment(r, "the segment is sealed before its last reading");
+				continue;
+			}
+			/* A frame that claims more than its segment holds contradicts the
+			 * seal: damage, whichever of the two is wrong. */
+			if (f.first_seq + f.count - 1 > r->seg_last) {
+				r->next_seq = MAX(r->next_seq, r->expected);
+				finish_segment(r, "a frame contradicts its segment's seal");
 				continue;
 			}
 			/* After a rewind, frames that were all delivered need no decoding. */
@@ -312,10 +339,8 @@ int queue_read(struct queue_reader *r, uint64_t *ret_seq, struct cg_reading *ret
 				r->expected = f.first_seq;
 				continue;
 			}
-			count_lost(r, MAX(r->expected, r->next_seq), r->seg_last,
-				   "the rest of a damaged segment was skipped");
-			r->next_seq = MAX(r->next_seq, r->seg_last + 1);
-			leave_segment(r);
+			r->next_seq = MAX(r->next_seq, r->expected);
+			finish_segment(r, "the rest of a damaged segment was skipped");
 			continue;
 		}
 	}

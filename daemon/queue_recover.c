@@ -246,8 +246,11 @@ static bool read_seal(struct candidate *c)
 	    !(f.flags & QUEUE_FRAME_SEAL))
 		return false;
 	queue_seal_decode(f.payload, &seal);
-	if (seal.last_seq + 1 != first || seal.last_seq < c->seg.prev_seq ||
-	    seal.data_bytes != c->file_size - sizeof(frame) - QUEUE_HEADER_BLOCK)
+	/* Seqs are contiguous in a segment, and every reading takes bytes. */
+	if (seal.last_seq + 1 != first || seal.last_seq < c->seg.base_seq - 1 ||
+	    seal.last_seq - (c->seg.base_seq - 1) != seal.n_readings ||
+	    seal.data_bytes != c->file_size - sizeof(frame) - QUEUE_HEADER_BLOCK ||
+	    seal.n_readings > seal.data_bytes)
 		return false;
 	c->seg.sealed = true;
 	c->seg.last_seq = seal.last_seq;

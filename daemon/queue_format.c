@@ -80,6 +80,8 @@ void queue_header_encode(const struct queue_segment_header *h, uint8_t *buf)
 
 int queue_header_decode(const uint8_t *buf, size_t len, struct queue_segment_header *ret)
 {
+	struct queue_segment_header h;
+
 	if (len < QUEUE_HEADER_LEN || memcmp(buf, QUEUE_SEGMENT_MAGIC, 8) != 0)
 		return -EBADMSG;
 	if (get32(buf + 68) != (uint32_t)crc32(0L, buf, 68))
@@ -88,14 +90,15 @@ int queue_header_decode(const uint8_t *buf, size_t len, struct queue_segment_hea
 		return -EPROTONOSUPPORT;
 	if (get16(buf + 10) != 0 || get32(buf + 12) != QUEUE_HEADER_LEN || get32(buf + 64) != 0)
 		return -EBADMSG;
-	ret->stream_id = get64(buf + 16);
-	ret->base_seq = get64(buf + 24);
-	ret->prev_seq = get64(buf + 32);
-	ret->salt = get64(buf + 40);
-	ret->created_ns = get64(buf + 48);
-	ret->segment_size = get64(buf + 56);
-	if (ret->base_seq == 0 || ret->prev_seq >= ret->base_seq)
+	h.stream_id = get64(buf + 16);
+	h.base_seq = get64(buf + 24);
+	h.prev_seq = get64(buf + 32);
+	h.salt = get64(buf + 40);
+	h.created_ns = get64(buf + 48);
+	h.segment_size = get64(buf + 56);
+	if (h.base_seq == 0 || h.prev_seq >= h.base_seq)
 		return -EBADMSG;
+	*ret = h; /* written only on success */
 	return 0;
 }
 
@@ -228,6 +231,7 @@ void queue_checkpoint_encode(const struct queue_checkpoint *c, uint8_t *slot)
 
 int queue_checkpoint_decode(const uint8_t *slot, size_t len, struct queue_checkpoint *ret)
 {
+	struct queue_checkpoint c;
 	uint32_t n_gaps;
 
 	if (!slot || len < QUEUE_CKPT_LEN || memcmp(slot, QUEUE_CKPT_MAGIC, 8) != 0 ||
@@ -238,20 +242,21 @@ int queue_checkpoint_decode(const uint8_t *slot, size_t len, struct queue_checkp
 	n_gaps = get32(slot + 64);
 	if (n_gaps > QUEUE_CKPT_GAPS_MAX)
 		return -EBADMSG;
-	ret->generation = get64(slot + 16);
-	ret->stream_id = get64(slot + 24);
-	ret->acked_seq = get64(slot + 32);
-	ret->seq_reserved = get64(slot + 40);
-	ret->dropped_total = get64(slot + 48);
-	ret->lost_total = get64(slot + 56);
-	ret->n_gaps = n_gaps;
+	c.generation = get64(slot + 16);
+	c.stream_id = get64(slot + 24);
+	c.acked_seq = get64(slot + 32);
+	c.seq_reserved = get64(slot + 40);
+	c.dropped_total = get64(slot + 48);
+	c.lost_total = get64(slot + 56);
+	c.n_gaps = n_gaps;
 	for (uint32_t i = 0; i < n_gaps; i++) {
-		ret->gaps[i].first = get64(slot + 72 + 16 * i);
-		ret->gaps[i].last = get64(slot + 80 + 16 * i);
-		if (ret->gaps[i].first > ret->gaps[i].last ||
-		    (i && ret->gaps[i].first <= ret->gaps[i - 1].last))
+		c.gaps[i].first = get64(slot + 72 + 16 * i);
+		c.gaps[i].last = get64(slot + 80 + 16 * i);
+		if (c.gaps[i].first > c.gaps[i].last ||
+		    (i && c.gaps[i].first <= c.gaps[i - 1].last))
 			return -EBADMSG;
 	}
+	*ret = c; /* written only on success */
 	return 0;
 }
 

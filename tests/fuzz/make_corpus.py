@@ -8,6 +8,7 @@ that the daemon does not read as intended shows up as lost coverage. Run it afte
 format change and commit the result; the seeds stay small (a few KiB in all).
 """
 import os
+import re
 import struct
 import sys
 import zlib
@@ -18,7 +19,17 @@ STREAM_ID = 0x5EED0000C0A9A7E5
 FRAME_MAGIC = 0x46514743
 SEAL = 1
 F64, I64, BOOL, STRING = 1, 2, 3, 4
-CKPT_LEN = 96  # QUEUE_CKPT_LEN; seeds of fuzz_checkpoint ask it to repair CRCs anyway
+
+
+def ckpt_len():
+    """QUEUE_CKPT_LEN, read from the header: gaps from byte 72, a reserved u32, the CRC."""
+    path = os.path.join(HERE, "..", "..", "daemon", "queue_format.h")
+    with open(path) as f:
+        m = re.search(r"#define\s+QUEUE_CKPT_LEN\s+([0-9+*() ]+)", f.read())
+    return int(eval(m.group(1), {"__builtins__": {}}))  # digits and + * ( ) only
+
+
+CKPT_LEN = ckpt_len()
 
 
 def varint(v):

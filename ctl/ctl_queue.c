@@ -98,14 +98,11 @@ static bool resync(const uint8_t *img, size_t len, size_t off, uint64_t expected
 {
 	for (size_t o = off + QUEUE_FRAME_ALIGN; o + QUEUE_FRAME_HEADER_LEN <= len;
 	     o += QUEUE_FRAME_ALIGN) {
-		uint64_t first = 0;
+		struct queue_frame_head h;
 
-		if (img[o] != 'C' || img[o + 1] != 'G' || img[o + 2] != 'Q' || img[o + 3] != 'F')
-			continue;
-		for (int i = 7; i >= 0; i--)
-			first = first << 8 | img[o + 8 + i];
-		if (first > expected &&
-		    queue_frame_check(img, len, o, first, salt, ret) == QUEUE_FRAME_OK)
+		queue_frame_peek(img + o, &h);
+		if (h.magic == QUEUE_FRAME_MAGIC && h.first_seq > expected &&
+		    queue_frame_check(img, len, o, h.first_seq, salt, ret) == QUEUE_FRAME_OK)
 			return true;
 	}
 	return false;

@@ -408,7 +408,7 @@ int config_load(const char *path, const char *plugin_dir, struct config **ret)
 	options_set_defaults(settings_table, &c->settings);
 	r = list_files(path, &paths, &n);
 	if (r < 0)
-		goto fail;
+		goto out;
 	files = xcalloc(n, sizeof(config_t));
 
 	/* Read every file first: settings (plugin_dir above all) may come from any of them.
@@ -432,7 +432,7 @@ int config_load(const char *path, const char *plugin_dir, struct config **ret)
 		r = -EINVAL;
 	/* Report the inputs' problems too, unless the plugin directory itself is in doubt. */
 	if (r < 0 && plugin_dir_is_doubtful(files, readable, n))
-		goto fail;
+		goto out;
 
 	if (plugin_dir) {
 		free(c->settings.daemon.plugin_dir);
@@ -446,20 +446,8 @@ int config_load(const char *path, const char *plugin_dir, struct config **ret)
 		if (list && parse_inputs(c, list) < 0 && r == 0)
 			r = -EINVAL;
 	}
-	if (r < 0)
-		goto fail;
-
-	for (size_t i = 0; i < n; i++)
-		config_destroy(&files[i]);
-	for (size_t i = 0; i < n; i++)
-		free(paths[i]);
-	free(files);
-	free(paths);
-	free(readable);
-	*ret = c;
-	return 0;
-
-fail:
+out:
+	/* The parsed files are only needed while the tables are applied. */
 	for (size_t i = 0; i < n_read; i++)
 		config_destroy(&files[i]);
 	for (size_t i = 0; i < n; i++)
@@ -467,8 +455,12 @@ fail:
 	free(files);
 	free(paths);
 	free(readable);
-	config_free(c);
-	return r;
+	if (r < 0) {
+		config_free(c);
+		return r;
+	}
+	*ret = c;
+	return 0;
 }
 
 void config_free(struct config *c)

@@ -104,6 +104,13 @@ int queue_header_decode(const uint8_t *buf, size_t len, struct queue_segment_hea
 
 /* ---- frames ---- */
 
+void queue_frame_peek(const uint8_t *hdr, struct queue_frame_head *ret)
+{
+	ret->magic = get32(hdr);
+	ret->frame_len = get32(hdr + 4);
+	ret->first_seq = get64(hdr + 8);
+}
+
 size_t queue_frame_size(size_t payload_len)
 {
 	size_t len = QUEUE_FRAME_HEADER_LEN + payload_len;

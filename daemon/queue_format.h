@@ -71,6 +71,19 @@ enum queue_frame_status {
 	QUEUE_FRAME_CORRUPT, /* something that is not a valid frame */
 };
 
+/*
+ * The fields of a frame header as they stand, unchecked: to find a frame and size it
+ * before reading it whole. Only queue_frame_check() says whether it is valid.
+ */
+struct queue_frame_head {
+	uint32_t magic;
+	uint32_t frame_len;
+	uint64_t first_seq;
+};
+
+/* hdr holds at least QUEUE_FRAME_HEADER_LEN bytes. */
+void queue_frame_peek(const uint8_t *hdr, struct queue_frame_head *ret);
+
 /* The aligned size a frame with this payload occupies on disk. */
 size_t queue_frame_size(size_t payload_len);
 

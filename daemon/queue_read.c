@@ -183,24 +183,22 @@ static enum queue_frame_status load_frame(struct queue_reader *r, size_t off, si
 					  uint64_t expected, struct queue_frame *ret)
 {
 	uint8_t head[QUEUE_FRAME_HEADER_LEN];
-	uint32_t len;
+	struct queue_frame_head h;
+	enum queue_frame_status st;
 
 	if (off + sizeof(head) > end ||
 	    pread(r->fd, head, sizeof(head), (off_t)off) != sizeof(head))
 		return QUEUE_FRAME_END;
-	len = (uint32_t)head[4] | (uint32_t)head[5] << 8 | (uint32_t)head[6] << 16 |
-	      (uint32_t)head[7] << 24;
-	if (len < QUEUE_FRAME_HEADER_LEN || len > end - off)
+	queue_frame_peek(head, &h);
+	if (h.frame_len < QUEUE_FRAME_HEADER_LEN || h.frame_len > end - off)
 		return QUEUE_FRAME_CORRUPT;
-	if (len > r->frame_cap) {
-		r->frame_cap = len;
-		r->frame = xrealloc(r->frame, len);
+	if (h.frame_len > r->frame_cap) {
+		r->frame_cap = h.frame_len;
+		r->frame = xrealloc(r->frame, h.frame_len);
 	}
-	enum queue_frame_status st;
-
-	if (pread(r->fd, r->frame, len, (off_t)off) != (ssize_t)len)
+	if (pread(r->fd, r->frame, h.frame_len, (off_t)off) != (ssize_t)h.frame_len)
 		return QUEUE_FRAME_CORRUPT;
-	st = queue_frame_check(r->frame, len, 0, expected, r->salt, ret);
+	st = queue_frame_check(r->frame, h.frame_len, 0, expected, r->salt, ret);
 	/* Checked in the buffer, so its offsets are the buffer's: make them the file's. */
 	if (st == QUEUE_FRAME_OK) {
 		ret->offset += off;
@@ -217,21 +215,16 @@ static bool resync(struct queue_reader *r, size_t end, struct queue_frame *ret)
 {
 	for (size_t off = r->off + QUEUE_FRAME_ALIGN; off + QUEUE_FRAME_HEADER_LEN <= end;
 	     off += QUEUE_FRAME_ALIGN) {
-		uint8_t head[16];
-		uint64_t first = 0;
-		uint32_t magic = 0;
+		uint8_t head[QUEUE_FRAME_HEADER_LEN];
+		struct queue_frame_head h;
 
 		if (pread(r->fd, head, sizeof(head), (off_t)off) != sizeof(head))
 			return false;
-		for (int i = 3; i >= 0; i--)
-			magic = magic << 8 | head[i];
-		if (magic != QUEUE_FRAME_MAGIC)
+		queue_frame_peek(head, &h);
+		if (h.magic != QUEUE_FRAME_MAGIC || h.first_seq <= r->expected ||
+		    h.first_seq > r->seg_last + 1)
 			continue;
-		for (int i = 7; i >= 0; i--)
-			first = first << 8 | head[8 + i];
-		if (first <= r->expected || first > r->seg_last + 1)
-			continue;
-		if (load_frame(r, off, end, first, ret) == QUEUE_FRAME_OK) {
+		if (load_frame(r, off, end, h.first_seq, ret) == QUEUE_FRAME_OK) {
 			r->off = off;
 			return true;
 		}

@@ -231,6 +231,7 @@ static int compare_candidates(const void *a, const void *b)
 static bool read_seal(struct candidate *c)
 {
 	uint8_t frame[SEAL_FRAME_SIZE];
+	struct queue_frame_head h;
 	struct queue_frame f;
 	struct queue_seal seal;
 	uint64_t first;
@@ -239,9 +240,8 @@ static bool read_seal(struct candidate *c)
 	    pread_full(c->seg.fd, frame, sizeof(frame), (off_t)(c->file_size - sizeof(frame))) !=
 		(ssize_t)sizeof(frame))
 		return false;
-	first = (uint64_t)frame[8] | (uint64_t)frame[9] << 8 | (uint64_t)frame[10] << 16 |
-		(uint64_t)frame[11] << 24 | (uint64_t)frame[12] << 32 | (uint64_t)frame[13] << 40 |
-		(uint64_t)frame[14] << 48 | (uint64_t)frame[15] << 56;
+	queue_frame_peek(frame, &h);
+	first = h.first_seq;
 	if (queue_frame_check(frame, sizeof(frame), 0, first, c->seg.salt, &f) != QUEUE_FRAME_OK ||
 	    !(f.flags & QUEUE_FRAME_SEAL))
 		return false;
@@ -272,6 +272,7 @@ static int scan_unsealed(struct candidate *c, size_t *ret_garbage)
 	int r = 0;
 
 	for (;;) {
+		struct queue_frame_head h;
 		struct queue_frame f;
 		uint32_t len;
 		ssize_t n;
@@ -285,8 +286,8 @@ static int scan_unsealed(struct candidate *c, size_t *ret_garbage)
 		}
 		if (n != (ssize_t)sizeof(head))
 			break;
-		len = (uint32_t)head[4] | (uint32_t)head[5] << 8 | (uint32_t)head[6] << 16 |
-		      (uint32_t)head[7] << 24;
+		queue_frame_peek(head, &h);
+		len = h.frame_len;
 		/* Bounded by the file: a corrupt length cannot make us allocate more. */
 		if (len < QUEUE_FRAME_HEADER_LEN || len > c->file_size - off)
 			break;

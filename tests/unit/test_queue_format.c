@@ -300,6 +300,25 @@ static enum queue_frame_status check(const uint8_t *seg, size_t len, size_t off,
 	return queue_frame_check(seg, len, off, seq, salt, &f);
 }
 
+/* queue_frame_peek() reads the fields as written, valid or not, for sizing a read. */
+static void test_frame_peek(void **state)
+{
+	uint8_t buf[QUEUE_FRAME_HEADER_LEN + 16];
+	struct queue_frame_head h;
+
+	(void)state;
+	queue_frame_encode(buf, 0x1234, 0x0102030405060708ULL, 3, 0, 16);
+	queue_frame_peek(buf, &h);
+	assert_int_equal(h.magic, QUEUE_FRAME_MAGIC);
+	assert_int_equal(h.frame_len, QUEUE_FRAME_HEADER_LEN + 16);
+	assert_int_equal(h.first_seq, 0x0102030405060708ULL);
+	memset(buf, 0xff, QUEUE_FRAME_HEADER_LEN);
+	queue_frame_peek(buf, &h);
+	assert_int_equal(h.magic, UINT32_MAX);
+	assert_int_equal(h.frame_len, UINT32_MAX);
+	assert_int_equal(h.first_seq, UINT64_MAX);
+}
+
 static void test_frame_size(void **state)
 {
 	assert_int_equal(queue_frame_size(0), 32);
@@ -1721,6 +1740,7 @@ int main(void)
 		cmocka_unit_test(test_header_golden),
 		cmocka_unit_test(test_header_round_trip),
 		cmocka_unit_test(test_header_rejections),
+		cmocka_unit_test(test_frame_peek),
 		cmocka_unit_test(test_frame_size),
 		cmocka_unit_test(test_frame_golden),
 		cmocka_unit_test(test_frame_round_trip),

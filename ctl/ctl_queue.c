@@ -205,11 +205,7 @@ static int read_checkpoint(int dir_fd, struct walk *w)
 	}
 	if (n < 0)
 		n = 0;
-	w->ckpt_valid =
-	    queue_checkpoint_pick(buf, MIN((size_t)n, QUEUE_CKPT_SLOT_SIZE),
-				  n > QUEUE_CKPT_SLOT_SIZE ? buf + QUEUE_CKPT_SLOT_SIZE : NULL,
-				  n > QUEUE_CKPT_SLOT_SIZE ? (size_t)n - QUEUE_CKPT_SLOT_SIZE : 0,
-				  &w->ckpt) >= 0;
+	w->ckpt_valid = queue_checkpoint_pick_file(buf, (size_t)n, &w->ckpt) >= 0;
 	if (!w->ckpt_valid)
 		memset(&w->ckpt, 0, sizeof(w->ckpt));
 	return 0;

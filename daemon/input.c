@@ -329,8 +329,7 @@ int cg_sleep(struct cg_instance *in, uint64_t usec)
 			return -ECANCELED;
 		if (now >= deadline)
 			return 0;
-		ts.tv_sec = (time_t)((deadline - now) / USEC_PER_SEC);
-		ts.tv_nsec = (long)((deadline - now) % USEC_PER_SEC) * 1000;
+		ts = timespec_from_usec(deadline - now);
 		if (ppoll(&pfd, 1, &ts, NULL) < 0 && errno != EINTR)
 			return -errno;
 	}

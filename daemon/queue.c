@@ -31,8 +31,6 @@
 #include "queue_internal.h"
 #include "util.h"
 
-#define SEAL_FRAME_SIZE (QUEUE_FRAME_HEADER_LEN + QUEUE_SEAL_PAYLOAD_LEN)
-
 /* A batch may grow past commit_bytes while the other one is being written. */
 static size_t batch_capacity(const struct queue_options *o)
 {
@@ -43,7 +41,7 @@ static size_t batch_capacity(const struct queue_options *o)
  * being written, plus the seal. */
 static size_t tail_reserve(const struct queue *q)
 {
-	return 2 * queue_frame_size(batch_capacity(&q->opt)) + SEAL_FRAME_SIZE;
+	return 2 * queue_frame_size(batch_capacity(&q->opt)) + QUEUE_SEAL_FRAME_SIZE;
 }
 
 void queue_fatal_io(const char *what, int error)
@@ -75,7 +73,7 @@ static int pwrite_all(int fd, const void *buf, size_t len, off_t off)
 	return 0;
 }
 
-static uint64_t allocated_bytes(int fd)
+uint64_t queue_allocated_bytes(int fd)
 {
 	struct stat st;
 
@@ -86,7 +84,7 @@ static uint64_t allocated_bytes(int fd)
 
 uint64_t queue_used_bytes(struct queue *q)
 {
-	uint64_t used = allocated_bytes(q->ckpt_fd) + q->quarantine_bytes;
+	uint64_t used = queue_allocated_bytes(q->ckpt_fd) + q->quarantine_bytes;
 
 	for (size_t i = 0; i < q->n_segments; i++)
 		used += q->segments[i].allocated;
@@ -126,7 +124,7 @@ int queue_write_checkpoint(struct queue *q)
 
 int queue_seal_segment(struct queue *q, struct segment *s)
 {
-	uint8_t frame[SEAL_FRAME_SIZE];
+	uint8_t frame[QUEUE_SEAL_FRAME_SIZE];
 	struct queue_seal seal = {
 		.last_seq = s->last_seq,
 		.n_readings = s->readings,
@@ -146,7 +144,7 @@ int queue_seal_segment(struct queue *q, struct segment *s)
 	if (fdatasync(s->fd) < 0)
 		queue_fatal_io("fdatasync of a segment seal", errno);
 	s->sealed = true;
-	s->allocated = allocated_bytes(s->fd);
+	s->allocated = queue_allocated_bytes(s->fd);
 	return 0;
 }
 
@@ -198,7 +196,7 @@ int queue_create_segment(struct queue *q, uint64_t base_seq, uint64_t prev_seq)
 		.prev_seq = prev_seq,
 		.last_seq = base_seq - 1,
 		.salt = h.salt,
-		.allocated = allocated_bytes(fd),
+		.allocated = queue_allocated_bytes(fd),
 		.end = QUEUE_HEADER_BLOCK,
 		.fd = fd,
 	};
@@ -458,12 +456,6 @@ static void batch_reset(struct batch *b)
 	queue_encoder_reset(&b->enc);
 }
 
-static struct timespec monotonic_timespec(uint64_t usec)
-{
-	return (struct timespec){ .tv_sec = (time_t)(usec / USEC_PER_SEC),
-				  .tv_nsec = (long)(usec % USEC_PER_SEC) * 1000 };
-}
-
 static void *committer_main(void *arg)
 {
 	struct queue *q = arg;
@@ -484,7 +476,7 @@ static void *committer_main(void *arg)
 
 			wake = b->count ? b->opened_usec + q->opt.commit_interval_usec
 					: now + q->opt.checkpoint_interval_usec;
-			ts = monotonic_timespec(wake);
+			ts = timespec_from_usec(wake);
 			if (pthread_cond_timedwait(&q->batch_cond, &q->batch_lock, &ts) ==
 				ETIMEDOUT &&
 			    q->open->count == 0) {
@@ -538,7 +530,7 @@ int queue_append(struct queue *q, const struct cg_reading *r, uint64_t *ret_seq)
 			deadline = now_monotonic_usec() + q->opt.block_timeout_usec;
 		if (now_monotonic_usec() >= deadline)
 			goto refuse;
-		ts = monotonic_timespec(deadline);
+		ts = timespec_from_usec(deadline);
 		pthread_cond_timedwait(&q->space_cond, &q->batch_lock, &ts);
 	}
 	seq = q->next_seq++;
@@ -577,7 +569,7 @@ static bool is_unwritten(const struct queue *q, uint64_t seq)
 
 int queue_wait_durable(struct queue *q, uint64_t seq, uint64_t timeout_usec)
 {
-	struct timespec ts = monotonic_timespec(now_monotonic_usec() + timeout_usec);
+	struct timespec ts = timespec_from_usec(now_monotonic_usec() + timeout_usec);
 	int r = 0;
 
 	pthread_mutex_lock(&q->state_lock);

@@ -267,6 +267,14 @@ int queue_checkpoint_decode(const uint8_t *slot, size_t len, struct queue_checkp
 	return 0;
 }
 
+int queue_checkpoint_pick_file(const uint8_t *file, size_t len, struct queue_checkpoint *ret)
+{
+	return queue_checkpoint_pick(
+	    file, MIN(len, QUEUE_CKPT_SLOT_SIZE),
+	    len > QUEUE_CKPT_SLOT_SIZE ? file + QUEUE_CKPT_SLOT_SIZE : NULL,
+	    len > QUEUE_CKPT_SLOT_SIZE ? len - QUEUE_CKPT_SLOT_SIZE : 0, ret);
+}
+
 uint64_t queue_checkpoint_add_gap(struct queue_checkpoint *c, uint64_t first, uint64_t last)
 {
 	struct queue_gap all[QUEUE_CKPT_GAPS_MAX + 1], merged[QUEUE_CKPT_GAPS_MAX + 1];

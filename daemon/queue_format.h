@@ -28,6 +28,7 @@
 #define QUEUE_FRAME_ALIGN	8
 #define QUEUE_FRAME_SEAL	0x0001u /* flags: the segment ends here */
 #define QUEUE_FRAME_FLAGS_KNOWN QUEUE_FRAME_SEAL
+#define QUEUE_SEAL_FRAME_SIZE	(QUEUE_FRAME_HEADER_LEN + QUEUE_SEAL_PAYLOAD_LEN)
 #define QUEUE_SEAL_PAYLOAD_LEN	24
 
 #define QUEUE_CKPT_MAGIC     "CGQCKPT1"
@@ -156,6 +157,12 @@ int queue_checkpoint_decode(const uint8_t *slot, size_t len, struct queue_checkp
  */
 int queue_checkpoint_pick(const uint8_t *slot0, size_t len0, const uint8_t *slot1, size_t len1,
 			  struct queue_checkpoint *ret);
+
+/*
+ * queue_checkpoint_pick() over the contents of a checkpoint file (len bytes read from
+ * its start, possibly short): the slots are its two halves. Returns what pick does.
+ */
+int queue_checkpoint_pick_file(const uint8_t *file, size_t len, struct queue_checkpoint *ret);
 
 /* ---- readings in a frame payload ---- */
 

@@ -97,6 +97,8 @@ int queue_write_checkpoint(struct queue *q);
 int queue_seal_segment(struct queue *q, struct segment *s);
 int queue_create_segment(struct queue *q, uint64_t base_seq, uint64_t prev_seq);
 uint64_t queue_used_bytes(struct queue *q);
+/* Bytes the file takes on disk (st_blocks), which preallocation counts; 0 on error. */
+uint64_t queue_allocated_bytes(int fd);
 void queue_fatal_io(const char *what, int error) __attribute__((noreturn));
 
 #endif

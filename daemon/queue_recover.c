@@ -26,8 +26,7 @@
 #include "queue_internal.h"
 #include "util.h"
 
-#define QUARANTINE	"quarantine"
-#define SEAL_FRAME_SIZE (QUEUE_FRAME_HEADER_LEN + QUEUE_SEAL_PAYLOAD_LEN)
+#define QUARANTINE "quarantine"
 
 struct candidate {
 	bool valid;
@@ -38,13 +37,6 @@ struct candidate {
 	struct queue_segment_header header;
 	size_t file_size;
 };
-
-static uint64_t allocated_bytes_of(int fd)
-{
-	struct stat st;
-
-	return fstat(fd, &st) < 0 ? 0 : (uint64_t)st.st_blocks * 512;
-}
 
 static int lock_dir(struct queue *q)
 {
@@ -92,10 +84,7 @@ static int read_checkpoint(struct queue *q, bool *ret_valid)
 	n = pread_full(q->ckpt_fd, buf, sizeof(buf), 0);
 	if (n < 0)
 		n = 0; /* unreadable: as if absent, everything unacked is sent again */
-	slot = queue_checkpoint_pick(
-	    buf, MIN((size_t)n, QUEUE_CKPT_SLOT_SIZE),
-	    n > QUEUE_CKPT_SLOT_SIZE ? buf + QUEUE_CKPT_SLOT_SIZE : NULL,
-	    n > QUEUE_CKPT_SLOT_SIZE ? (size_t)n - QUEUE_CKPT_SLOT_SIZE : 0, &q->ckpt);
+	slot = queue_checkpoint_pick_file(buf, (size_t)n, &q->ckpt);
 	*ret_valid = slot >= 0;
 	if (slot < 0)
 		memset(&q->ckpt, 0, sizeof(q->ckpt));
@@ -230,13 +219,13 @@ static int compare_candidates(const void *a, const void *b)
 /* Is the last frame of the file a valid seal? Then the segment is complete. */
 static bool read_seal(struct candidate *c)
 {
-	uint8_t frame[SEAL_FRAME_SIZE];
+	uint8_t frame[QUEUE_SEAL_FRAME_SIZE];
 	struct queue_frame_head h;
 	struct queue_frame f;
 	struct queue_seal seal;
 	uint64_t first;
 
-	if (c->file_size < QUEUE_HEADER_BLOCK + SEAL_FRAME_SIZE ||
+	if (c->file_size < QUEUE_HEADER_BLOCK + QUEUE_SEAL_FRAME_SIZE ||
 	    pread_full(c->seg.fd, frame, sizeof(frame), (off_t)(c->file_size - sizeof(frame))) !=
 		(ssize_t)sizeof(frame))
 		return false;
@@ -351,7 +340,7 @@ static int check_segment(struct queue *q, struct candidate *c)
 	c->seg.base_seq = c->header.base_seq;
 	c->seg.prev_seq = c->header.prev_seq;
 	c->seg.salt = c->header.salt;
-	c->seg.allocated = allocated_bytes_of(c->seg.fd);
+	c->seg.allocated = queue_allocated_bytes(c->seg.fd);
 	if (read_seal(c)) {
 		c->seg.fd = safe_close(c->seg.fd);
 		return 0;

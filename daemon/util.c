@@ -76,6 +76,12 @@ uint64_t now_monotonic_usec(void)
 	return (uint64_t)ts.tv_sec * USEC_PER_SEC + (uint64_t)ts.tv_nsec / 1000;
 }
 
+struct timespec timespec_from_usec(uint64_t usec)
+{
+	return (struct timespec){ .tv_sec = (time_t)(usec / USEC_PER_SEC),
+				  .tv_nsec = (long)(usec % USEC_PER_SEC) * 1000 };
+}
+
 int64_t now_realtime_ms(void)
 {
 	struct timespec ts;

@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 #define USEC_PER_MSEC 1000ULL
 #define USEC_PER_SEC  1000000ULL
@@ -28,6 +29,9 @@ char *xasprintf(const char *format, ...) __attribute__((format(printf, 1, 2)));
 
 /* CLOCK_MONOTONIC in microseconds: for every timer and interval. */
 uint64_t now_monotonic_usec(void);
+
+/* usec as a struct timespec (an absolute time for *_timedwait(), or a duration). */
+struct timespec timespec_from_usec(uint64_t usec);
 
 /* CLOCK_REALTIME in milliseconds since the epoch: for reading timestamps only. */
 int64_t now_realtime_ms(void);

@@ -39,6 +39,7 @@ struct server {
 	socklen_t internal_len[2];
 	struct dedup *dedup;
 	char *advertised_url;
+	struct session_key *session_keys;
 };
 
 /*
@@ -52,6 +53,8 @@ struct session_key {
 	bool has_key;
 	bool connected;
 	bool failure_counted;
+	/* Owned by the server: libcoap does not always report a session's end. */
+	struct session_key *prev, *next;
 };
 
 /*
@@ -373,6 +376,10 @@ static const coap_bin_const_t *on_psk_identity(coap_bin_const_t *identity, coap_
 	server->emu->stats.handshakes_started++;
 	if (!sk) {
 		sk = xcalloc(1, sizeof(*sk));
+		sk->next = server->session_keys;
+		if (sk->next)
+			sk->next->prev = sk;
+		server->session_keys = sk;
 		coap_session_set_app_data(session, sk);
 	}
 	sk->has_key = d && d->psk_len;
@@ -386,6 +393,17 @@ static const coap_bin_const_t *on_psk_identity(coap_bin_const_t *identity, coap_
 	key.s = d->psk;
 	key.length = d->psk_len;
 	return &key;
+}
+
+static void session_key_free(struct server *server, struct session_key *sk)
+{
+	if (sk->prev)
+		sk->prev->next = sk->next;
+	else
+		server->session_keys = sk->next;
+	if (sk->next)
+		sk->next->prev = sk->prev;
+	free(sk);
 }
 
 /* Count a handshake that started and did not finish, once. */
@@ -428,8 +446,10 @@ static int on_event(coap_session_t *session, coap_event_t event)
 		break;
 	case COAP_EVENT_SERVER_SESSION_DEL:
 		count_failure(server, session);
-		free(sk);
-		coap_session_set_app_data(session, NULL);
+		if (sk) {
+			session_key_free(server, sk);
+			coap_session_set_app_data(session, NULL);
+		}
 		break;
 	default:
 		break;
@@ -546,6 +566,8 @@ void server_free(struct server *server)
 	sd_event_source_disable_unref(server->source);
 	if (server->ctx)
 		coap_free_context(server->ctx);
+	while (server->session_keys)
+		session_key_free(server, server->session_keys);
 	dedup_free(server->dedup);
 	free(server->advertised_url);
 	if (the_server == server)

@@ -102,7 +102,7 @@ static const char *cmd_stats(struct emulator *emu, char **argv, json_t *answer)
 	json_object_update_new(
 	    answer,
 	    json_pack("{s:{s:I, s:o}, s:I, s:I, s:I, s:{s:I, s:o}, s:{s:I, s:I, s:I, s:o},"
-		      " s:{s:I, s:I, s:I, s:I, s:I}, s:{s:I, s:I}}",
+		      " s:{s:I, s:I, s:I, s:I, s:I, s:I, s:I}, s:{s:I, s:I}}",
 		      "requests", "total", (json_int_t)st->requests, "by_code", code_counts(st),
 		      "accepted", (json_int_t)st->accepted, "duplicates",
 		      (json_int_t)st->duplicates, "injected", (json_int_t)st->injected,

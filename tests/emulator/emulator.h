@@ -45,6 +45,8 @@ struct stats {
 	uint64_t handshakes_failed;
 	uint64_t datagrams_in;
 	uint64_t datagrams_out;
+	uint64_t bytes_in;  /* UDP payload bytes from clients, dropped ones included */
+	uint64_t bytes_out; /* and from the server towards them */
 	uint64_t dropped_in;
 	uint64_t dropped_out;
 	uint64_t delayed;

@@ -230,6 +230,7 @@ static int on_flow_readable(sd_event_source *source, int fd, uint32_t revents, v
 			return 0;
 		}
 		relay->emu->stats.datagrams_out++;
+		relay->emu->stats.bytes_out += (uint64_t)n;
 		/* Past the NAT timeout the mapping is gone: the answer finds no way back. */
 		if (flow_expired(relay, flow)) {
 			relay->emu->stats.dropped_out++;
@@ -316,6 +317,7 @@ static int on_listener_readable(sd_event_source *source, int fd, uint32_t revent
 			return 0;
 		}
 		relay->emu->stats.datagrams_in++;
+		relay->emu->stats.bytes_in += (uint64_t)n;
 		flow = flow_find(relay, listener, (struct sockaddr *)&client);
 		if (flow && flow_expired(relay, flow)) {
 			flow_free(relay, flow);

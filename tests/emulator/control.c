@@ -110,7 +110,8 @@ static const char *cmd_stats(struct emulator *emu, char **argv, json_t *answer)
 		      "handshakes", "started", (json_int_t)st->handshakes_started, "ok",
 		      (json_int_t)st->handshakes_ok, "failed", (json_int_t)st->handshakes_failed,
 		      "by_device", handshakes, "datagrams", "in", (json_int_t)st->datagrams_in,
-		      "out", (json_int_t)st->datagrams_out, "dropped_in",
+		      "out", (json_int_t)st->datagrams_out, "bytes_in", (json_int_t)st->bytes_in,
+		      "bytes_out", (json_int_t)st->bytes_out, "dropped_in",
 		      (json_int_t)st->dropped_in, "dropped_out", (json_int_t)st->dropped_out,
 		      "delayed", (json_int_t)st->delayed, "mqtt", "published",
 		      (json_int_t)st->mqtt_published, "failed", (json_int_t)st->mqtt_failed));

@@ -6,7 +6,10 @@
  */
 #include "config.h"
 
+#include "credentials.h"
+
 #include <dirent.h>
+#include <arpa/inet.h>
 #include <errno.h>
 #include <libconfig.h>
 #include <stddef.h>
@@ -76,11 +79,66 @@ static const struct cg_option queue_options[] = {
 };
 #undef Q
 
+static const char *const psk_format_names[] = { "string", "hex", NULL };
+
+#define U(member) offsetof(struct uplink_settings, member)
+static const struct cg_option uplink_options[] = {
+	{ "enabled", CG_OPT_BOOL, U(enabled), "true",
+	  .help = "Send queued readings to 1NCE OS; off keeps them in the queue." },
+	{ "bootstrap_url", CG_OPT_STRING, U(bootstrap_url),
+	  "coap://coap.os.1nce.com:5683/bootstrap",
+	  .help = "Where the DTLS credentials come from (plain CoAP, over the SIM)." },
+	{ "endpoint", CG_OPT_STRING, U(endpoint),
+	  .help = "coaps:// URL to send to; default: what bootstrap returns, else "
+		  "coaps://coap.os.1nce.com:5684." },
+	{ "identity", CG_OPT_STRING, U(identity),
+	  .help = "With psk: user-set DTLS credentials (the ICCID); bootstrap is never used." },
+	{ "psk", CG_OPT_STRING, U(psk),
+	  .help = "With identity: the pre-shared key set in 1NCE OS." },
+	{ "psk_format", CG_OPT_ENUM, U(psk_format), "string", .choices = psk_format_names,
+	  .help = "How psk is written: its ASCII bytes (string) or hex digits." },
+	{ "bind_address", CG_OPT_STRING, U(bind_address),
+	  .help = "Send from this local address: the SIM's, as 1NCE identifies devices by it." },
+	{ "interface", CG_OPT_STRING, U(interface),
+	  .help = "Send from this interface's address (e.g. wwan0), looked up at each connect." },
+	{ "max_payload", CG_OPT_SIZE, U(max_payload), "1024", 64, 1024,
+	  .help = "Payload bytes per CoAP message; 1NCE's safe maximum is 1024." },
+	{ "linger", CG_OPT_DURATION, U(linger_usec), "1s", 0, 3600 * USEC_PER_SEC,
+	  .help = "How long a reading may wait for others to fill its message." },
+	{ "max_in_flight", CG_OPT_INT, U(max_in_flight), "1", 1, 16,
+	  .help = "Messages awaiting an answer at once (RFC 7252 NSTART is 1)." },
+	{ "lookahead", CG_OPT_INT, U(lookahead), "4096", 16, 1000000,
+	  .help = "Readings read ahead of the oldest unacknowledged one, to group topics." },
+	{ "sequence_numbers", CG_OPT_BOOL, U(sequence_numbers), "true",
+	  .help = "Send each reading's queue sequence number, so a backend can drop duplicates." },
+	{ "idle_timeout", CG_OPT_DURATION, U(idle_timeout_usec), "100s", 0, 86400 * USEC_PER_SEC,
+	  .help = "Rebuild the DTLS session after this long without traffic (1NCE's NAT "
+		  "forgets after 120 s); 0: never." },
+	{ "handshake_failures", CG_OPT_INT, U(handshake_failures), "3", 1, 100,
+	  .help = "Bootstrap again after this many DTLS handshakes failed in a row." },
+	{ "bootstrap_interval", CG_OPT_DURATION, U(bootstrap_interval_usec), "1min", 0,
+	  86400 * USEC_PER_SEC, .help = "At most one bootstrap per this interval." },
+	{ "bootstrap_denied_backoff", CG_OPT_DURATION, U(bootstrap_denied_backoff_usec), "1h",
+	  USEC_PER_SEC, 7 * 86400 * USEC_PER_SEC,
+	  .help = "Wait after 1NCE refused a bootstrap (4.01: device inactive, terms not "
+		  "accepted)." },
+	{ "backoff_min", CG_OPT_DURATION, U(backoff_min_usec), "1s", 10 * USEC_PER_MSEC,
+	  3600 * USEC_PER_SEC, .help = "First retry delay after a failure; doubles each time." },
+	{ "backoff_max", CG_OPT_DURATION, U(backoff_max_usec), "5min", 10 * USEC_PER_MSEC,
+	  86400 * USEC_PER_SEC, .help = "The retry delay stops doubling here." },
+	{ "dead_letter_max_size", CG_OPT_SIZE, U(dead_letter_max_size), "1M", 4096, 1LL << 30,
+	  .help = "Size of <state_dir>/dead-letter.jsonl before it is rotated (one old copy)." },
+	{ 0 },
+};
+#undef U
+
 static const struct cg_option settings_table[] = {
 	{ "daemon", CG_OPT_GROUP, offsetof(struct config_settings, daemon), .sub = daemon_options,
 	  .help = "Settings of the daemon process itself." },
 	{ "queue", CG_OPT_GROUP, offsetof(struct config_settings, queue), .sub = queue_options,
 	  .help = "The disk queue under <state_dir>/queue." },
+	{ "uplink", CG_OPT_GROUP, offsetof(struct config_settings, uplink), .sub = uplink_options,
+	  .help = "Sending readings to 1NCE OS over CoAP/DTLS." },
 	{ 0 },
 };
 
@@ -378,6 +436,49 @@ static int check_queue_settings(const struct queue_settings *q, config_t *files,
 	return 0;
 }
 
+/* Report a problem with the uplink group, at the last file that has one. */
+static int uplink_error(config_t *files, const bool *readable, size_t n, const char *what)
+{
+	const config_setting_t *where = NULL;
+
+	for (size_t i = 0; i < n; i++)
+		if (readable[i] && config_lookup(&files[i], "uplink"))
+			where = config_lookup(&files[i], "uplink");
+	if (where)
+		return options_error(where, "uplink: %s", what);
+	log_error("uplink: %s", what);
+	return -EINVAL;
+}
+
+/* Settings that only make sense together, and the user's credentials, checked now
+ * rather than when the uplink first uses them. */
+static int check_uplink_settings(const struct uplink_settings *u, config_t *files,
+				 const bool *readable, size_t n)
+{
+	struct credentials cred = { 0 };
+	struct in6_addr a6;
+	struct in_addr a4;
+	const char *why;
+
+	if (!u->identity != !u->psk)
+		return uplink_error(files, readable, n, "identity and psk go together");
+	if (u->identity &&
+	    credentials_set(&cred, u->identity, u->psk, u->psk_format == 1,
+			    u->endpoint ? u->endpoint : UPLINK_DEFAULT_ENDPOINT, &why) < 0)
+		return uplink_error(files, readable, n, why);
+	if (u->endpoint && (strncmp(u->endpoint, "coaps://", 8) != 0 || !u->endpoint[8]))
+		return uplink_error(files, readable, n, "endpoint must be a coaps:// URL");
+	if (strncmp(u->bootstrap_url, "coap://", 7) != 0 || !u->bootstrap_url[7])
+		return uplink_error(files, readable, n, "bootstrap_url must be a coap:// URL");
+	if (u->bind_address && u->interface)
+		return uplink_error(files, readable, n,
+				    "bind_address and interface are alternatives; set one");
+	if (u->bind_address && inet_pton(AF_INET, u->bind_address, &a4) != 1 &&
+	    inet_pton(AF_INET6, u->bind_address, &a6) != 1)
+		return uplink_error(files, readable, n, "bind_address is not an IP address");
+	return 0;
+}
+
 /* True when a file could not be read or sets daemon.plugin_dir to something unusable:
  * then every plugin lookup would fail and only add noise to the real error. */
 static bool plugin_dir_is_doubtful(const config_t *files, const bool *readable, size_t n)
@@ -429,6 +530,8 @@ int config_load(const char *path, const char *plugin_dir, struct config **ret)
 		    r == 0)
 			r = -EINVAL;
 	if (check_queue_settings(&c->settings.queue, files, readable, n) < 0 && r == 0)
+		r = -EINVAL;
+	if (check_uplink_settings(&c->settings.uplink, files, readable, n) < 0 && r == 0)
 		r = -EINVAL;
 	/* Report the inputs' problems too, unless the plugin directory itself is in doubt. */
 	if (r < 0 && plugin_dir_is_doubtful(files, readable, n))

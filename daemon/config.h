@@ -49,10 +49,36 @@ struct queue_settings {
 	uint64_t block_timeout_usec;
 };
 
+#define UPLINK_DEFAULT_ENDPOINT "coaps://coap.os.1nce.com:5684"
+
+struct uplink_settings {
+	bool enabled;
+	char *bootstrap_url;
+	char *endpoint; /* NULL: from bootstrap, else the default coaps endpoint */
+	char *identity; /* with psk: user-set credentials, no bootstrap */
+	char *psk;
+	int psk_format; /* 0 string, 1 hex */
+	char *bind_address;
+	char *interface;
+	uint64_t max_payload;
+	uint64_t linger_usec;
+	int64_t max_in_flight;
+	int64_t lookahead;
+	bool sequence_numbers;
+	uint64_t idle_timeout_usec;
+	int64_t handshake_failures;
+	uint64_t bootstrap_interval_usec;
+	uint64_t bootstrap_denied_backoff_usec;
+	uint64_t backoff_min_usec;
+	uint64_t backoff_max_usec;
+	uint64_t dead_letter_max_size;
+};
+
 /* Everything outside `inputs`, one member per top-level group. */
 struct config_settings {
 	struct daemon_settings daemon;
 	struct queue_settings queue;
+	struct uplink_settings uplink;
 };
 
 struct input_config {

@@ -21,6 +21,7 @@
 #include "queue.h"
 #include "log.h"
 #include "testprint.h"
+#include "uplink.h"
 #include "util.h"
 
 /* sd-event coalesces timers within 250 ms by default: too coarse for a watchdog at
@@ -36,8 +37,9 @@ struct service {
 	struct sink sink;
 	struct test_printer *printer;
 	struct queue *queue;
+	struct uplink *uplink;
 	uint64_t watchdog_usec;
-	char last_status[256];
+	char last_status[512];
 };
 
 static int queue_emit(void *userdata, const char *input, const struct cg_reading *r,
@@ -56,7 +58,7 @@ static void update_status(struct service *s, const char *state)
 {
 	unsigned running = 0, backoff = 0;
 	uint64_t readings = 0, restarts = 0;
-	char status[256];
+	char status[512], uplink[200] = "";
 
 	for (size_t i = 0; i < s->n_inputs; i++) {
 		struct input_stats st;
@@ -71,12 +73,17 @@ static void update_status(struct service *s, const char *state)
 		struct queue_stats q;
 
 		queue_get_stats(s->queue, &q);
+		if (s->uplink) {
+			uplink[0] = ';';
+			uplink[1] = ' ';
+			uplink_status(s->uplink, uplink + 2, sizeof(uplink) - 2);
+		}
 		snprintf(status, sizeof(status),
 			 "%s; inputs: %u running, %u restarting; readings: %llu; queued: %llu "
-			 "(%llu MiB)%s; restarts: %llu",
+			 "(%llu MiB)%s; restarts: %llu%s",
 			 state, running, backoff, (unsigned long long)readings,
 			 (unsigned long long)q.readings, (unsigned long long)(q.used_bytes >> 20),
-			 q.full ? ", full" : "", (unsigned long long)restarts);
+			 q.full ? ", full" : "", (unsigned long long)restarts, uplink);
 	} else {
 		snprintf(status, sizeof(status),
 			 "%s; inputs: %u running, %u restarting; readings: %llu; restarts: %llu",
@@ -326,6 +333,10 @@ int service_run(const struct config *config, const struct service_options *optio
 	}
 	if (add_event_sources(&s) < 0)
 		goto out;
+	if (s.queue && s.config->settings.uplink.enabled &&
+	    uplink_new(s.event, &s.config->settings.uplink, s.config->settings.daemon.state_dir,
+		       s.queue, &s.uplink) < 0)
+		goto out;
 
 	for (size_t i = 0; i < s.n_inputs; i++)
 		if (input_start(s.inputs[i]) < 0)
@@ -350,6 +361,7 @@ out_stop:
 		_exit(EXIT_FAILURE);
 	}
 out:
+	uplink_free(s.uplink);
 	/* Inputs are stopped: commit what they emitted, then write the checkpoint. */
 	queue_close(s.queue);
 	for (size_t i = 0; i < s.n_inputs; i++)

@@ -76,6 +76,9 @@ WINDOW = 2 * COMMIT_INTERVAL + ALLOWANCE
 MAX_RUN_TIME = 1.5
 SAMPLE_PERIOD = 0.005
 
+# The uplink would acknowledge (and so delete) what this test counts on disk.
+NO_UPLINK = "uplink: { enabled = false; };\n"
+
 QUEUE = f"""queue: {{
 	segment_size = "1M";
 	commit_bytes = "64K";
@@ -135,7 +138,7 @@ class Run:
 
 def config(tmp_path, run, interval, count):
     return (f'daemon: {{ state_dir = "{tmp_path / "state"}"; log_level = "info"; }};\n'
-            + QUEUE
+            + NO_UPLINK + QUEUE
             + f'inputs = ( {{ name = "c"; plugin = "counter"; interval = "{interval}"; '
               f'count = {count}; start = {run.start}L; '
               f'progress_file = "{tmp_path / f"progress-{run.k}"}"; }} );\n')
@@ -301,7 +304,7 @@ def test_restarts_without_readings_lose_nothing(daemon, write_config, tmp_path):
     # checkpoint's reservation (2^20 ahead), and seqs skipped that way were never issued.
     # Deterministic here: one run with 5 readings, then runs with the input disabled.
     state = tmp_path / "state"
-    head = f'daemon: {{ state_dir = "{state}"; }};\n'
+    head = f'daemon: {{ state_dir = "{state}"; }};\n' + NO_UPLINK
     progress = tmp_path / "progress"
     with_input = write_config(head + 'inputs = ( { name = "c"; plugin = "counter"; '
                               f'interval = "0"; count = 5; progress_file = "{progress}"; }} );\n',
@@ -340,7 +343,7 @@ def test_more_segments_than_open_files(daemon, write_config, tmp_path):
     progress = tmp_path / "progress"
     runs = 24
     for k in range(1, runs + 1):
-        path = write_config(f'daemon: {{ state_dir = "{state}"; }};\n'
+        path = write_config(f'daemon: {{ state_dir = "{state}"; }};\n' + NO_UPLINK +
                             f'inputs = ( {{ name = "c"; plugin = "counter"; interval = "0"; '
                             f'count = 1; start = {k}; progress_file = "{progress}"; }} );\n',
                             name=f"run-{k}.conf")
@@ -353,7 +356,7 @@ def test_more_segments_than_open_files(daemon, write_config, tmp_path):
         assert d.stop() == 0
     segments = len(list((state / "queue").glob("seg-*.q")))
     assert segments >= runs, segments
-    idle = write_config(f'daemon: {{ state_dir = "{state}"; }};\n'
+    idle = write_config(f'daemon: {{ state_dir = "{state}"; }};\n' + NO_UPLINK +
                         'inputs = ( { name = "c"; plugin = "counter"; enabled = false; } );\n',
                         name="idle.conf")
 

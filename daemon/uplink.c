@@ -390,11 +390,16 @@ static coap_response_t on_response(coap_session_t *session, const coap_pdu_t *se
 		backoff_reset(u);
 		flight_end(u, f, true);
 	} else if (code == COAP_RESPONSE_CODE(401)) {
-		ulog(LOG_WARNING, code_text, f->m.topic,
-		     "uplink: 1NCE OS answered 4.01 (%s): bootstrapping again", reason);
+		ulog(LOG_WARNING, code_text, f->m.topic, "uplink: 1NCE OS answered 4.01 (%s)%s",
+		     reason,
+		     u->cred.origin == CREDENTIALS_BOOTSTRAP ? ": bootstrapping again"
+							     : " to the configured credentials");
 		flight_end(u, f, false);
 		u->bootstrap_wanted = true;
 		u->session_broken = true;
+		/* Bootstrap is rate-limited anyway; with user-set credentials this wait is
+		 * all that keeps a refused device from retrying in a tight loop. */
+		backoff(u, "unauthorized");
 	} else if (code >> 5 == 4) {
 		dead_letter(u, f, code_text, len ? reason : NULL);
 	} else {

@@ -462,12 +462,18 @@ static int check_uplink_settings(const struct uplink_settings *u, config_t *file
 
 	if (!u->identity != !u->psk)
 		return uplink_error(files, readable, n, "identity and psk go together");
+	if (u->endpoint && strncmp(u->endpoint, "coap://", 7) == 0) {
+		if (u->identity)
+			return uplink_error(files, readable, n,
+					    "identity and psk are for a coaps:// endpoint");
+	} else if (u->endpoint && (strncmp(u->endpoint, "coaps://", 8) != 0 || !u->endpoint[8])) {
+		return uplink_error(files, readable, n,
+				    "endpoint must be a coaps:// (or plain coap://) URL");
+	}
 	if (u->identity &&
 	    credentials_set(&cred, u->identity, u->psk, u->psk_format == 1,
 			    u->endpoint ? u->endpoint : UPLINK_DEFAULT_ENDPOINT, &why) < 0)
 		return uplink_error(files, readable, n, why);
-	if (u->endpoint && (strncmp(u->endpoint, "coaps://", 8) != 0 || !u->endpoint[8]))
-		return uplink_error(files, readable, n, "endpoint must be a coaps:// URL");
 	if (strncmp(u->bootstrap_url, "coap://", 7) != 0 || !u->bootstrap_url[7])
 		return uplink_error(files, readable, n, "bootstrap_url must be a coap:// URL");
 	if (u->bind_address && u->interface)

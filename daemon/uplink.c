@@ -502,12 +502,13 @@ struct url {
 	char path[256];
 };
 
-static int parse_url(const char *text, bool secure, struct url *ret)
+/* A coap:// or coaps:// URL (the config checks which one is allowed where). */
+static int parse_url(const char *text, struct url *ret)
 {
 	coap_uri_t uri;
 
 	if (coap_split_uri((const uint8_t *)text, strlen(text), &uri) < 0 ||
-	    (secure ? uri.scheme != COAP_URI_SCHEME_COAPS : uri.scheme != COAP_URI_SCHEME_COAP) ||
+	    (uri.scheme != COAP_URI_SCHEME_COAPS && uri.scheme != COAP_URI_SCHEME_COAP) ||
 	    uri.host.length == 0 || uri.host.length >= sizeof(ret->host) ||
 	    uri.path.length >= sizeof(ret->path))
 		return -EINVAL;
@@ -544,20 +545,20 @@ static void on_resolved(int status, const struct addrinfo *ai, void *userdata)
 
 /* Look up the host of the bootstrap URL or of the endpoint, afresh each time: 1NCE's
  * names have two addresses that may change. */
-static int resolve(struct uplink *u, const char *url, bool secure)
+static int resolve(struct uplink *u, const char *url, bool bootstrap)
 {
 	struct url p;
 	int r;
 
-	r = parse_url(url, secure, &p);
+	r = parse_url(url, &p);
 	if (r < 0) {
-		log_error("uplink: \"%s\" is not a %s URL", url, secure ? "coaps://" : "coap://");
+		log_error("uplink: \"%s\" is not a CoAP URL", url);
 		return r;
 	}
 	r = resolve_start(u->event, p.host, p.port, on_resolved, u, &u->query);
 	if (r < 0)
 		return r;
-	u->resolving_bootstrap = !secure;
+	u->resolving_bootstrap = bootstrap;
 	snprintf(u->resolving_host, sizeof(u->resolving_host), "%s", p.host);
 	set_state(u, STATE_RESOLVING);
 	return 0;
@@ -584,7 +585,7 @@ static int send_bootstrap(struct uplink *u)
 	coap_pdu_t *pdu;
 	const char *seg, *end;
 
-	parse_url(u->cfg->bootstrap_url, false, &p);
+	parse_url(u->cfg->bootstrap_url, &p);
 	pdu = new_request(u->bootstrap_session, COAP_REQUEST_CODE_GET, u->bootstrap_token,
 			  &u->bootstrap_token_len);
 	if (!pdu)
@@ -598,6 +599,12 @@ static int send_bootstrap(struct uplink *u)
 	if (coap_send(u->bootstrap_session, pdu) == COAP_INVALID_MID)
 		return -EIO;
 	return 0;
+}
+
+/* endpoint = "coap://...": plain CoAP, as 1NCE also offers; no DTLS, no credentials. */
+static bool endpoint_is_plain(const struct uplink *u)
+{
+	return u->cfg->endpoint && strncmp(u->cfg->endpoint, "coap://", 7) == 0;
 }
 
 static int start_session(struct uplink *u, const struct addrinfo *ai)
@@ -630,6 +637,18 @@ static int start_session(struct uplink *u, const struct addrinfo *ai)
 		u->last_bootstrap_us = now_monotonic_usec();
 		log_info("uplink: bootstrapping from \"%s\"", u->cfg->bootstrap_url);
 		return send_bootstrap(u);
+	}
+
+	if (endpoint_is_plain(u)) {
+		u->session =
+		    coap_new_client_session(u->ctx, bind ? &local : NULL, &server, COAP_PROTO_UDP);
+		if (!u->session)
+			return -EADDRNOTAVAIL;
+		u->session_connected = true;
+		u->session_broken = false;
+		u->last_activity_us = now_monotonic_usec();
+		set_state(u, STATE_READY);
+		return 0;
 	}
 
 	coap_dtls_cpsk_t psk = {
@@ -777,7 +796,7 @@ static void pump(struct uplink *u)
 	if (!u->have_cred) {
 		if (!bootstrap_allowed(u, now, &wake))
 			goto out;
-		r = resolve(u, u->cfg->bootstrap_url, false);
+		r = resolve(u, u->cfg->bootstrap_url, true);
 		if (r < 0)
 			backoff(u, "cannot resolve the bootstrap host");
 		goto out;
@@ -794,7 +813,7 @@ static void pump(struct uplink *u)
 	if (!u->session) {
 		if (!outbox_pending(u->outbox))
 			goto out;
-		r = resolve(u, u->cfg->endpoint ? u->cfg->endpoint : u->cred.endpoint, true);
+		r = resolve(u, u->cfg->endpoint ? u->cfg->endpoint : u->cred.endpoint, false);
 		if (r < 0)
 			backoff(u, "cannot resolve the endpoint");
 		goto out;
@@ -853,6 +872,13 @@ static void load_credentials(struct uplink *u)
 	const char *why;
 	int r;
 
+	if (endpoint_is_plain(u)) {
+		u->cred.origin = CREDENTIALS_USER;
+		u->have_cred = true;
+		log_warning("uplink: sending over plain CoAP to \"%s\": not encrypted",
+			    cfg->endpoint);
+		return;
+	}
 	if (cfg->identity) {
 		u->cred.origin = CREDENTIALS_USER;
 		if (credentials_set(&u->cred, cfg->identity, cfg->psk, cfg->psk_format == 1,

@@ -99,6 +99,9 @@ struct uplink {
 	uint64_t backoff_until_us;
 	uint64_t backoff_us;
 
+	/* pump() sent or released something that libcoap has not seen yet. */
+	bool coap_dirty;
+
 	/* What STATUS= and the logs report. */
 	char last_answer[16];
 	uint64_t delivered;
@@ -113,6 +116,7 @@ struct uplink {
 static struct uplink *the_uplink;
 
 static void pump(struct uplink *u);
+static void run(struct uplink *u);
 
 static void ulog(int level, const char *code, const char *topic, const char *format, ...)
     __attribute__((format(printf, 4, 5)));
@@ -198,8 +202,10 @@ static void release_session(struct uplink *u)
 	u->session = NULL;
 	u->session_connected = false;
 	u->session_broken = false;
-	if (s)
+	if (s) {
 		coap_session_release(s);
+		u->coap_dirty = true;
+	}
 }
 
 static void release_bootstrap_session(struct uplink *u)
@@ -532,7 +538,7 @@ static void on_resolved(int status, const struct addrinfo *ai, void *userdata)
 		snprintf(why, sizeof(why), "cannot resolve \"%s\": %s", u->resolving_host,
 			 status == 0 ? "no address" : gai_strerror(status));
 		backoff(u, why);
-		pump(u);
+		run(u);
 		return;
 	}
 	r = start_session(u, ai);
@@ -540,7 +546,7 @@ static void on_resolved(int status, const struct addrinfo *ai, void *userdata)
 		log_error_errno(r, "uplink: cannot open a CoAP session: %m");
 		backoff(u, "no session");
 	}
-	pump(u);
+	run(u);
 }
 
 /* Look up the host of the bootstrap URL or of the endpoint, afresh each time: 1NCE's
@@ -598,6 +604,7 @@ static int send_bootstrap(struct uplink *u)
 	}
 	if (coap_send(u->bootstrap_session, pdu) == COAP_INVALID_MID)
 		return -EIO;
+	u->coap_dirty = true;
 	return 0;
 }
 
@@ -724,6 +731,7 @@ static void send_message(struct uplink *u, struct outbox_message *m)
 		return;
 	}
 	u->last_activity_us = now_monotonic_usec();
+	u->coap_dirty = true;
 }
 
 /* Read what the window has room for. */
@@ -838,12 +846,25 @@ out:
 
 /* ---- event sources ---- */
 
+/*
+ * libcoap's turn, then ours, until neither has anything left: a request sent from
+ * pump() must go through coap_io_process() before the loop sleeps, or libcoap's timerfd
+ * is not armed for its retransmission.
+ */
+static void run(struct uplink *u)
+{
+	for (int round = 0; round < 8; round++) {
+		coap_io_process(u->ctx, COAP_IO_NO_WAIT);
+		u->coap_dirty = false;
+		pump(u);
+		if (!u->coap_dirty)
+			break;
+	}
+}
+
 static int on_coap(sd_event_source *source, int fd, uint32_t revents, void *userdata)
 {
-	struct uplink *u = userdata;
-
-	coap_io_process(u->ctx, COAP_IO_NO_WAIT);
-	pump(u);
+	run(userdata);
 	return 0;
 }
 
@@ -855,13 +876,13 @@ static int on_durable(sd_event_source *source, int fd, uint32_t revents, void *u
 	/* Only resets the eventfd; a failed read means it was already reset. */
 	if (read(fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
 		log_debug_errno(-errno, "uplink: reading the queue's eventfd: %m");
-	pump(u);
+	run(u);
 	return 0;
 }
 
 static int on_timer(sd_event_source *source, uint64_t usec, void *userdata)
 {
-	pump(userdata);
+	run(userdata);
 	return 0;
 }
 
@@ -940,9 +961,7 @@ int uplink_new(sd_event *event, const struct uplink_settings *settings, const ch
 				      u);
 	if (r < 0)
 		goto fail;
-	/* Arm libcoap's own timers once, then start. */
-	coap_io_process(u->ctx, COAP_IO_NO_WAIT);
-	pump(u);
+	run(u);
 	*ret_uplink = u;
 	return 0;
 fail:

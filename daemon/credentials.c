@@ -8,6 +8,7 @@
 
 #include "util.h"
 
+#include <coap3/coap.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
@@ -31,6 +32,21 @@ static int hex_digit(char c)
 	if (c >= 'A' && c <= 'F')
 		return c - 'A' + 10;
 	return -1;
+}
+
+/* A coaps:// URL libcoap can use: a host, a port that fits, printable ASCII only. */
+static bool endpoint_is_valid(const char *endpoint)
+{
+	size_t len = strlen(endpoint);
+	coap_uri_t uri;
+
+	if (strncmp(endpoint, "coaps://", 8) != 0 || len > CREDENTIALS_ENDPOINT_MAX)
+		return false;
+	for (size_t i = 0; i < len; i++)
+		if (endpoint[i] <= ' ' || endpoint[i] > '~')
+			return false;
+	return coap_split_uri((const uint8_t *)endpoint, len, &uri) == 0 &&
+	       uri.scheme == COAP_URI_SCHEME_COAPS && uri.host.length > 0 && uri.port > 0;
 }
 
 int credentials_set(struct credentials *c, const char *identity, const char *psk, bool psk_hex,
@@ -76,9 +92,9 @@ int credentials_set(struct credentials *c, const char *identity, const char *psk
 		memcpy(n.psk, psk, psk_len);
 		n.psk_len = psk_len;
 	}
-	if (strncmp(endpoint, "coaps://", 8) != 0 || strlen(endpoint) <= 8 ||
-	    strlen(endpoint) > CREDENTIALS_ENDPOINT_MAX) {
-		*ret_why = "the endpoint must be a coaps:// URL of at most 256 characters";
+	if (!endpoint_is_valid(endpoint)) {
+		*ret_why =
+		    "the endpoint must be a coaps://HOST[:PORT] URL of at most 256 characters";
 		return -EINVAL;
 	}
 	memcpy(n.identity, identity, id_len + 1);
@@ -148,7 +164,8 @@ int credentials_load(const char *dir, struct credentials *ret)
 	int fd, r;
 
 	snprintf(path, sizeof(path), "%s/" FILE_NAME, dir);
-	fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	/* O_NONBLOCK: opening a FIFO put in its place would otherwise wait for a writer. */
+	fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
 	if (fd < 0)
 		return -errno;
 	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {

@@ -4,7 +4,9 @@
  */
 #include "textbuf.h"
 
+#include <float.h>
 #include <jansson.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -93,8 +95,12 @@ void format_double(char *buf, size_t size, double v)
 		snprintf(buf, size, "%.0f", v);
 		return;
 	}
-	/* 17 significant digits always read back exactly; fewer usually do. */
-	for (int precision = 1; precision <= 17; precision++) {
+	/* Any decimal of up to 15 significant digits survives the trip through a double
+	 * (DBL_DIG), so when %.15g reads back exactly it is the shortest form (%g drops
+	 * trailing zeros); otherwise 16 or 17 digits are needed, and 17 always suffice.
+	 * Starting at 15 rather than 1 matters: this runs for every value the uplink sends.
+	 * Subnormal numbers carry fewer digits, so for them the search starts at 1. */
+	for (int precision = fabs(v) < DBL_MIN ? 1 : 15; precision <= 17; precision++) {
 		snprintf(buf, size, "%.*g", precision, v);
 		if (strtod(buf, NULL) == v)
 			return;

@@ -80,6 +80,7 @@ static const struct cg_option queue_options[] = {
 #undef Q
 
 static const char *const psk_format_names[] = { "string", "hex", NULL };
+static const char *const mid_exhaustion_names[] = { "wait", "new_session", NULL };
 
 #define U(member) offsetof(struct uplink_settings, member)
 static const struct cg_option uplink_options[] = {
@@ -128,6 +129,9 @@ static const struct cg_option uplink_options[] = {
 	  86400 * USEC_PER_SEC, .help = "The retry delay stops doubling here." },
 	{ "dead_letter_max_size", CG_OPT_SIZE, U(dead_letter_max_size), "1M", 4096, 1LL << 30,
 	  .help = "Size of <state_dir>/dead-letter.jsonl before it is rotated (one old copy)." },
+	{ "mid_exhaustion", CG_OPT_ENUM, U(mid_exhaustion), "wait", .choices = mid_exhaustion_names,
+	  .help = "After 65536 messages within 247 s every message ID is taken: wait, or "
+		  "start a new session (a new source port)." },
 	{ 0 },
 };
 #undef U

@@ -72,6 +72,12 @@ struct uplink_settings {
 	uint64_t backoff_min_usec;
 	uint64_t backoff_max_usec;
 	uint64_t dead_letter_max_size;
+	int mid_exhaustion; /* enum mid_exhaustion */
+};
+
+enum mid_exhaustion {
+	MID_EXHAUSTION_WAIT,
+	MID_EXHAUSTION_NEW_SESSION,
 };
 
 /* Everything outside `inputs`, one member per top-level group. */

@@ -33,6 +33,16 @@
 #define READS_PER_ROUND 4096
 /* CoAP header, the longest token, the Uri-Query option's header and the payload marker. */
 #define PDU_OVERHEAD (4 + TOKEN_MAX + 3 + 1)
+/*
+ * RFC 7252 §4.4 and 1NCE OS: a message ID is not reused towards the same endpoint within
+ * EXCHANGE_LIFETIME, or the server takes the new message for a retransmission, answers
+ * it again and drops it. The uplink numbers its messages itself and remembers, per
+ * bucket of MID_BUCKET messages, when the bucket started.
+ */
+#define EXCHANGE_LIFETIME_USEC (247 * USEC_PER_SEC)
+#define MID_SPACE	       65536
+#define MID_BUCKET	       1024
+#define MID_BUCKETS	       (MID_SPACE / MID_BUCKET)
 
 enum uplink_state {
 	STATE_NEED_CREDENTIALS,
@@ -83,6 +93,9 @@ struct uplink {
 	uint64_t last_activity_us;
 	struct flight flights[MAX_FLIGHTS];
 	size_t n_flights;
+	uint16_t next_mid;
+	uint64_t session_messages;	     /* new messages sent on this session */
+	uint64_t mid_bucket_us[MID_BUCKETS]; /* when each bucket's first message went */
 
 	/* Bootstrap. */
 	bool resolving_bootstrap; /* what the pending lookup is for */
@@ -608,6 +621,37 @@ static int send_bootstrap(struct uplink *u)
 	return 0;
 }
 
+/* A new session is a new endpoint (a new source port): its message IDs start afresh. */
+static void mids_reset(struct uplink *u)
+{
+	u->next_mid = (uint16_t)lrand48();
+	u->session_messages = 0;
+	memset(u->mid_bucket_us, 0, sizeof(u->mid_bucket_us));
+}
+
+/*
+ * When the next new message may be sent without reusing a message ID of this session
+ * within EXCHANGE_LIFETIME: 0 for now. Message k reuses the ID of message k - 65536,
+ * which was sent before the bucket after its own started.
+ */
+static uint64_t mid_free_at(const struct uplink *u)
+{
+	uint64_t k = u->session_messages;
+
+	if (k < MID_SPACE)
+		return 0;
+	return u->mid_bucket_us[(k / MID_BUCKET + 1) % MID_BUCKETS] + EXCHANGE_LIFETIME_USEC;
+}
+
+static uint16_t mid_take(struct uplink *u)
+{
+	uint64_t k = u->session_messages++;
+
+	if (k % MID_BUCKET == 0)
+		u->mid_bucket_us[(k / MID_BUCKET) % MID_BUCKETS] = now_monotonic_usec();
+	return u->next_mid++;
+}
+
 /* endpoint = "coap://...": plain CoAP, as 1NCE also offers; no DTLS, no credentials. */
 static bool endpoint_is_plain(const struct uplink *u)
 {
@@ -646,6 +690,7 @@ static int start_session(struct uplink *u, const struct addrinfo *ai)
 		return send_bootstrap(u);
 	}
 
+	mids_reset(u);
 	if (endpoint_is_plain(u)) {
 		u->session =
 		    coap_new_client_session(u->ctx, bind ? &local : NULL, &server, COAP_PROTO_UDP);
@@ -723,6 +768,7 @@ static void send_message(struct uplink *u, struct outbox_message *m)
 		backoff(u, "cannot build a CoAP message");
 		return;
 	}
+	coap_pdu_set_mid(pdu, mid_take(u));
 	f->mid = coap_send(u->session, pdu);
 	if (f->mid == COAP_INVALID_MID) {
 		flight_end(u, f, false);
@@ -771,6 +817,36 @@ static bool bootstrap_allowed(const struct uplink *u, uint64_t now, uint64_t *re
 	return false;
 }
 
+/* Send what is due while the window of messages in flight has room. */
+static void send_ready(struct uplink *u, uint64_t now, uint64_t *wake)
+{
+	while (u->n_flights < (size_t)u->cfg->max_in_flight && !u->session_broken) {
+		struct outbox_message m;
+		uint64_t when = mid_free_at(u);
+
+		if (when > now) {
+			/* 65536 messages in under 247 s: the message IDs are used up. */
+			if (u->cfg->mid_exhaustion == MID_EXHAUSTION_NEW_SESSION) {
+				if (u->n_flights == 0) {
+					log_info("uplink: this session's message IDs are used up "
+						 "for %.0f s: starting a new session",
+						 (double)(when - now) / 1e6);
+					u->session_broken = true;
+				}
+			} else {
+				*wake = MIN(*wake, when);
+			}
+			return;
+		}
+		if (!outbox_next_message(u->outbox, budget_for_topic, u, u->cfg->sequence_numbers,
+					 now, u->cfg->linger_usec, &m, &when)) {
+			*wake = MIN(*wake, when);
+			return;
+		}
+		send_message(u, &m);
+	}
+}
+
 /* Act on whatever changed: the one place that moves the state machine. */
 static void pump(struct uplink *u)
 {
@@ -782,7 +858,9 @@ static void pump(struct uplink *u)
 	if (u->session_broken)
 		release_session(u);
 
-	fill_outbox(u);
+	/* Readings are read ahead after sending (below); here only to start from empty. */
+	if (outbox_count(u->outbox) == 0)
+		fill_outbox(u);
 	seq = outbox_pop_done(u->outbox);
 	if (seq)
 		queue_ack(u->queue, seq);
@@ -827,17 +905,11 @@ static void pump(struct uplink *u)
 		goto out;
 	}
 
-	while (u->n_flights < (size_t)u->cfg->max_in_flight && !u->session_broken) {
-		struct outbox_message m;
-		uint64_t when;
-
-		if (!outbox_next_message(u->outbox, budget_for_topic, u, u->cfg->sequence_numbers,
-					 now, u->cfg->linger_usec, &m, &when)) {
-			wake = MIN(wake, when);
-			break;
-		}
-		send_message(u, &m);
-	}
+	/* Send before reading ahead: the encoding of the next readings then overlaps the
+	 * server's work on what was just sent. */
+	send_ready(u, now, &wake);
+	fill_outbox(u);
+	send_ready(u, now, &wake);
 	if (u->session_broken)
 		wake = now;
 out:

@@ -46,9 +46,12 @@ The input runs in one of two modes:
 
 Message IDs: a client has 65,536 and 1NCE OS (like the emulator) drops a confirmable
 message whose ID the client used within EXCHANGE_LIFETIME (247 s), answering it as a
-duplicate. Both clients send far more than 265 messages/s here, so by default the
-emulator's clock is moved forward 248 s every second (`clock +248`) to defeat that, and
-the reuses are counted from the sink instead; --keep-dedup keeps 1NCE's behaviour.
+duplicate. Both clients send far more than 265 messages/s here. coapgate never reuses
+an ID within 247 s (uplink.mid_exhaustion: new_session here, a new source port), so the
+emulator's duplicate detection stays on for it. The Node client does reuse them, so for
+its run the emulator's clock is moved forward 248 s every second (`clock +248`) to
+defeat the detection, in its favour, and the reuses are counted from the sink instead;
+--keep-dedup keeps 1NCE's behaviour for it too.
 
 --repeat N runs the pair N times and prints the medians; --perf profiles coapgated with
 `perf record --call-graph dwarf` during the window and prints where the time went.
@@ -372,7 +375,8 @@ def coapgate_config(args, emu, state_dir):
     uplink = [f'bootstrap_url = "coap://127.0.0.1:{emu.coap_port}/bootstrap";',
               f'bind_address = "{GW_ADDRESS}";']
     for key, value in (("max_in_flight", args.max_in_flight), ("linger", args.linger),
-                       ("lookahead", args.lookahead), ("max_payload", args.max_payload)):
+                       ("lookahead", args.lookahead), ("max_payload", args.max_payload),
+                       ("mid_exhaustion", args.mid_exhaustion)):
         if value is not None:
             uplink.append(f"{key} = {json.dumps(value)};")
     if args.timestamp_step:
@@ -407,7 +411,9 @@ def run_coapgate(args, rep):
     ticker = None
     try:
         emu.ctl_ok("reset-stats")
-        ticker = DedupDefeat(emu, not args.keep_dedup)
+        # coapgate never reuses a message ID within 247 s (uplink.mid_exhaustion), so the
+        # emulator's duplicate detection stays on for it, as 1NCE's does.
+        ticker = DedupDefeat(emu, False)
         stats_before = emu.stats()
         text, count = coapgate_config(args, emu, workdir / "state")
         conf = workdir / "coapgate.conf"
@@ -560,8 +566,9 @@ def header(args, machine_info):
     print("duplicate detection of the emulator: " +
           ("kept (1NCE's rule: a message ID reused within 247 s is answered 2.04 and dropped)"
            if args.keep_dedup else
-           "defeated (`clock +248` every second), so that each run is measured by what it "
-           "sends; message IDs reused within 247 s are counted from the sink instead"))
+           "kept for coapgate (it never reuses a message ID within 247 s); defeated for the "
+           "Node client (`clock +248` every second), which would otherwise lose every "
+           "message after its first 65536; its reuses are counted from the sink instead"))
 
 
 def kept_up(args, f):
@@ -827,6 +834,9 @@ def main():
     p.add_argument("--lookahead", type=int, default=None, help="uplink.lookahead")
     p.add_argument("--max-payload", type=int, default=None, help="uplink.max_payload")
     p.add_argument("--no-seq", action="store_true", help="uplink.sequence_numbers = false")
+    p.add_argument("--mid-exhaustion", default="new_session",
+                   help="uplink.mid_exhaustion: what coapgate does after 65536 messages in "
+                        "247 s (default here: new_session; the daemon's default is wait)")
     p.add_argument("--keep-dedup", action="store_true",
                    help="leave the emulator's duplicate detection as 1NCE documents it: a "
                         "message ID reused within 247 s is answered but not processed "

@@ -8,6 +8,8 @@
 
 #include "credentials.h"
 
+#include <coap3/coap.h>
+
 #include <dirent.h>
 #include <arpa/inet.h>
 #include <errno.h>
@@ -454,6 +456,19 @@ static int uplink_error(config_t *files, const bool *readable, size_t n, const c
 	return -EINVAL;
 }
 
+/* A URL the uplink can use: coap:// (or coaps:// where allowed), a host, a valid port,
+ * as libcoap parses it. */
+static bool url_is_valid(const char *url, bool coaps_allowed)
+{
+	coap_uri_t uri;
+
+	if (coap_split_uri((const uint8_t *)url, strlen(url), &uri) < 0 || uri.host.length == 0 ||
+	    uri.port == 0)
+		return false;
+	return uri.scheme == COAP_URI_SCHEME_COAP ||
+	       (coaps_allowed && uri.scheme == COAP_URI_SCHEME_COAPS);
+}
+
 /* Settings that only make sense together, and the user's credentials, checked now
  * rather than when the uplink first uses them. */
 static int check_uplink_settings(const struct uplink_settings *u, config_t *files,
@@ -466,20 +481,20 @@ static int check_uplink_settings(const struct uplink_settings *u, config_t *file
 
 	if (!u->identity != !u->psk)
 		return uplink_error(files, readable, n, "identity and psk go together");
-	if (u->endpoint && strncmp(u->endpoint, "coap://", 7) == 0) {
-		if (u->identity)
-			return uplink_error(files, readable, n,
-					    "identity and psk are for a coaps:// endpoint");
-	} else if (u->endpoint && (strncmp(u->endpoint, "coaps://", 8) != 0 || !u->endpoint[8])) {
+	if (u->endpoint && !url_is_valid(u->endpoint, true))
+		return uplink_error(
+		    files, readable, n,
+		    "endpoint must be a coaps://HOST[:PORT] (or plain coap://) URL");
+	if (u->endpoint && strncmp(u->endpoint, "coap://", 7) == 0 && u->identity)
 		return uplink_error(files, readable, n,
-				    "endpoint must be a coaps:// (or plain coap://) URL");
-	}
+				    "identity and psk are for a coaps:// endpoint");
 	if (u->identity &&
 	    credentials_set(&cred, u->identity, u->psk, u->psk_format == 1,
 			    u->endpoint ? u->endpoint : UPLINK_DEFAULT_ENDPOINT, &why) < 0)
 		return uplink_error(files, readable, n, why);
-	if (strncmp(u->bootstrap_url, "coap://", 7) != 0 || !u->bootstrap_url[7])
-		return uplink_error(files, readable, n, "bootstrap_url must be a coap:// URL");
+	if (!url_is_valid(u->bootstrap_url, false))
+		return uplink_error(files, readable, n,
+				    "bootstrap_url must be a coap://HOST[:PORT]/PATH URL");
 	if (u->bind_address && u->interface)
 		return uplink_error(files, readable, n,
 				    "bind_address and interface are alternatives; set one");

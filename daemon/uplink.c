@@ -40,6 +40,7 @@
  * bucket of MID_BUCKET messages, when the bucket started.
  */
 #define EXCHANGE_LIFETIME_USEC (247 * USEC_PER_SEC)
+#define HANDSHAKE_TIMEOUT_USEC (35 * USEC_PER_SEC)
 #define MID_SPACE	       65536
 #define MID_BUCKET	       1024
 #define MID_BUCKETS	       (MID_SPACE / MID_BUCKET)
@@ -91,6 +92,7 @@ struct uplink {
 	bool session_connected;
 	bool session_broken; /* rebuild it (handlers only set this) */
 	uint64_t last_activity_us;
+	uint64_t session_started_us;
 	struct flight flights[MAX_FLIGHTS];
 	size_t n_flights;
 	uint16_t next_mid;
@@ -691,11 +693,13 @@ static int start_session(struct uplink *u, const struct addrinfo *ai)
 	}
 
 	mids_reset(u);
+	u->session_started_us = now_monotonic_usec();
 	if (endpoint_is_plain(u)) {
 		u->session =
 		    coap_new_client_session(u->ctx, bind ? &local : NULL, &server, COAP_PROTO_UDP);
 		if (!u->session)
 			return -EADDRNOTAVAIL;
+		coap_session_set_nstart(u->session, (uint16_t)u->cfg->max_in_flight);
 		u->session_connected = true;
 		u->session_broken = false;
 		u->last_activity_us = now_monotonic_usec();
@@ -714,6 +718,8 @@ static int start_session(struct uplink *u, const struct addrinfo *ai)
 	if (!u->session)
 		return -EADDRNOTAVAIL;
 	coap_session_set_app_data(u->session, u);
+	/* Our window is max_in_flight; libcoap would otherwise hold all but one back. */
+	coap_session_set_nstart(u->session, (uint16_t)u->cfg->max_in_flight);
 	u->session_connected = false;
 	u->session_broken = false;
 	u->last_activity_us = now_monotonic_usec();
@@ -904,6 +910,19 @@ static void pump(struct uplink *u)
 			backoff(u, "cannot resolve the endpoint");
 		goto out;
 	}
+
+	/* libcoap gives up on a handshake after its fifth retransmission timeout, which
+	 * takes 31 s, or far longer when the server's retransmissions keep resetting its
+	 * timer: past HANDSHAKE_TIMEOUT_USEC the uplink counts the handshake as failed. */
+	if (!u->session_connected && now - u->session_started_us > HANDSHAKE_TIMEOUT_USEC) {
+		handshake_failed(u, "no handshake after 35 s");
+		u->session_broken = true;
+		backoff(u, "the DTLS handshake did not complete");
+		wake = now;
+		goto out;
+	}
+	if (!u->session_connected)
+		wake = MIN(wake, u->session_started_us + HANDSHAKE_TIMEOUT_USEC + USEC_PER_MSEC);
 
 	/* Send before reading ahead: the encoding of the next readings then overlaps the
 	 * server's work on what was just sent. */

@@ -58,19 +58,22 @@ class Capture:
             self.proc.wait(timeout=15)
 
     def coap_rows(self):
-        """(time, source address, type, mid, token, code, datagram) of every CoAP datagram."""
+        """(time, source address, source port, type, mid, token, code, datagram) of every
+        CoAP datagram."""
         out = subprocess.run(
             # The emulator's port is not 5683: tell tshark it is CoAP.
             ["tshark", "-r", str(self.path), "-d", f"udp.port=={self.port},coap",
              "-Y", "coap", "-T", "fields", "-E",
-             "separator=\t", "-e", "frame.time_relative", "-e", "ip.src", "-e", "coap.type",
+             "separator=\t", "-e", "frame.time_relative", "-e", "ip.src", "-e", "udp.srcport",
+             "-e", "coap.type",
              "-e", "coap.mid", "-e", "coap.token", "-e", "coap.code", "-e", "udp.payload"],
             capture_output=True, text=True, timeout=120, check=True).stdout
         rows = []
         for line in out.splitlines():
             f = line.split("\t")
-            f += [""] * (7 - len(f))
-            rows.append((float(f[0]), f[1], int(f[2]), int(f[3]), f[4], int(f[5]), f[6]))
+            f += [""] * (8 - len(f))
+            rows.append((float(f[0]), f[1], int(f[2]), int(f[3]), int(f[4]), f[5], int(f[6]),
+                         f[7]))
         return rows
 
 
@@ -106,7 +109,7 @@ def test_retransmissions_reuse_their_mid_and_new_messages_never_do(
         f'interval = "2ms"; count = {READINGS}; }} );\n')
     gw = daemon(["-c", str(conf), "-P", TEST_PLUGIN_DIR])
 
-    deadline = time.monotonic() + 150
+    deadline = time.monotonic() + 240
     while True:
         seqs = decoded_readings(e.sink())
         if len(set(seqs)) == READINGS:
@@ -119,12 +122,14 @@ def test_retransmissions_reuse_their_mid_and_new_messages_never_do(
     cap.stop()
 
     rows = cap.coap_rows()
-    requests = [r for r in rows if r[1] == GATEWAY_ADDRESS and r[2] == 0 and r[5] == 2]
+    requests = [r for r in rows if r[1] == GATEWAY_ADDRESS and r[3] == 0 and r[6] == 2]
     assert len(requests) >= 10, f"too few POSTs captured: {len(requests)}"
 
+    # Message IDs are per endpoint (RFC 7252 §4.4): a new session after a failure is a
+    # new source port with IDs of its own.
     by_mid = {}
-    for t, _, _, mid, token, _, payload in requests:
-        by_mid.setdefault(mid, []).append((t, token, payload))
+    for t, _, port, _, mid, token, _, payload in requests:
+        by_mid.setdefault((port, mid), []).append((t, token, payload))
     repeated = {mid: sends for mid, sends in by_mid.items() if len(sends) > 1}
     # 20 % loss each way: some message needed more than one try.
     assert repeated, "no retransmission was captured despite 20 % loss"
@@ -133,7 +138,7 @@ def test_retransmissions_reuse_their_mid_and_new_messages_never_do(
         # Same MID within the exchange lifetime: the same message (token and payload).
         same_window = [s for s in sends if s[0] - first < EXCHANGE_LIFETIME]
         assert len({(tok, pl) for _, tok, pl in same_window}) == 1, \
-            f"MID {mid} was used for different messages: {same_window}"
+            f"MID {mid} (port, id) was used for different messages: {same_window}"
 
     # A retransmission that reached the emulator after the original had (its answer was
     # lost) was recognised by its MID and not processed again: at most one accepted
@@ -142,4 +147,4 @@ def test_retransmissions_reuse_their_mid_and_new_messages_never_do(
     stats = e.stats()
     assert stats["duplicates"] >= 1, stats
     assert stats["accepted"] <= len(by_mid), \
-        f"{stats['accepted']} messages accepted from {len(by_mid)} distinct MIDs"
+        f"{stats['accepted']} messages accepted from {len(by_mid)} distinct (port, MID)"

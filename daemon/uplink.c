@@ -12,6 +12,7 @@
 #include "log.h"
 #include "outbox.h"
 #include "queue.h"
+#include "ratelimit.h"
 #include "resolve.h"
 #include "util.h"
 
@@ -121,6 +122,8 @@ struct uplink {
 	char last_answer[16];
 	uint64_t delivered;
 	uint64_t dead_lettered;
+	/* A stream of refused messages logs 10 lines a minute, then a count. */
+	struct ratelimit dead_letter_log;
 	uint64_t bootstraps;
 };
 
@@ -307,6 +310,7 @@ static void dead_letter(struct uplink *u, struct flight *f, const char *code, co
 				      .last_seq = f->m.last_seq,
 				      .n_readings = f->m.n_readings };
 	int r = deadletter_append(u->state_dir, u->cfg->dead_letter_max_size, &e);
+	unsigned long suppressed;
 
 	u->dead_lettered += f->m.n_readings;
 	if (r < 0)
@@ -314,11 +318,16 @@ static void dead_letter(struct uplink *u, struct flight *f, const char *code, co
 				"uplink: cannot write the dead-letter file in \"%s\": %m; the "
 				"%zu readings of seq %" PRIu64 "..%" PRIu64 " are dropped",
 				u->state_dir, f->m.n_readings, f->m.first_seq, f->m.last_seq);
-	ulog(LOG_WARNING, code, f->m.topic,
-	     "uplink: 1NCE OS refused %zu readings (seq %" PRIu64 "..%" PRIu64 ") with %s%s%s; "
-	     "kept in dead-letter.jsonl, later readings go on",
-	     f->m.n_readings, f->m.first_seq, f->m.last_seq, code, reason ? ": " : "",
-	     reason ? reason : "");
+	if (ratelimit_test(&u->dead_letter_log, now_monotonic_usec(), &suppressed)) {
+		if (suppressed)
+			log_warning("uplink: %lu more refused messages were not logged",
+				    suppressed);
+		ulog(LOG_WARNING, code, f->m.topic,
+		     "uplink: 1NCE OS refused %zu readings (seq %" PRIu64 "..%" PRIu64
+		     ") with %s%s%s; kept in dead-letter.jsonl, later readings go on",
+		     f->m.n_readings, f->m.first_seq, f->m.last_seq, code, reason ? ": " : "",
+		     reason ? reason : "");
+	}
 	flight_end(u, f, true);
 }
 
@@ -1026,6 +1035,7 @@ int uplink_new(sd_event *event, const struct uplink_settings *settings, const ch
 	u->event = sd_event_ref(event);
 	u->outbox = outbox_new((size_t)settings->lookahead);
 	snprintf(u->last_answer, sizeof(u->last_answer), "none");
+	ratelimit_init(&u->dead_letter_log, 60 * USEC_PER_SEC, 10);
 	srand48((long)now_monotonic_usec() ^ (long)getpid());
 	load_credentials(u);
 
@@ -1078,6 +1088,7 @@ void uplink_free(struct uplink *u)
 		the_uplink = NULL;
 	queue_reader_free(u->reader);
 	outbox_free(u->outbox);
+	ratelimit_done(&u->dead_letter_log);
 	sd_event_unref(u->event);
 	free(u);
 }
@@ -1088,6 +1099,11 @@ void uplink_status(const struct uplink *u, char *buf, size_t size)
 
 	snprintf(buf, size, "uplink: %s, last answer %s, delivered %" PRIu64, state_names[u->state],
 		 u->last_answer, u->delivered);
+	if (u->dead_lettered) {
+		size_t n = strlen(buf);
+
+		snprintf(buf + n, size - n, ", dead-lettered %" PRIu64, u->dead_lettered);
+	}
 	if (oldest) {
 		size_t n = strlen(buf);
 

@@ -545,7 +545,9 @@ static int parse_url(const char *text, struct url *ret)
 	memcpy(ret->host, uri.host.s, uri.host.length);
 	ret->host[uri.host.length] = '\0';
 	snprintf(ret->port, sizeof(ret->port), "%u", uri.port);
-	memcpy(ret->path, uri.path.s, uri.path.length);
+	/* An empty path has no pointer at all. */
+	if (uri.path.length)
+		memcpy(ret->path, uri.path.s, uri.path.length);
 	ret->path[uri.path.length] = '\0';
 	return 0;
 }

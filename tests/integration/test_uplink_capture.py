@@ -11,6 +11,7 @@ messages (max_payload 128) make about 40 of them."""
 
 import json
 import shutil
+import socket
 import subprocess
 import time
 
@@ -45,12 +46,32 @@ class Capture:
         self.proc = subprocess.Popen(
             ["tshark", "-i", "lo", "-f", f"udp port {port}", "-w", str(path), "-q"],
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-        # tshark says "Capturing on 'Loopback: lo'" once the capture runs.
+        # tshark says "Capturing on 'Loopback: lo'" a moment before it captures: probe
+        # datagrams from an address no test uses go out until one is in the file.
         for line in self.proc.stderr:
             if "Capturing on" in line:
                 break
         else:
             raise AssertionError(f"tshark did not start: exit {self.proc.wait()}")
+        probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        probe.bind(("127.0.0.9", 0))
+        deadline = time.monotonic() + 15
+        while not path.exists() or path.stat().st_size <= self._header_size():
+            assert time.monotonic() < deadline, "tshark captured nothing"
+            probe.sendto(b"probe", ("127.0.0.1", port))
+            time.sleep(0.1)
+        probe.close()
+
+    def _header_size(self):
+        """The size of the file before its first packet (its pcapng header blocks)."""
+        if not hasattr(self, "_header"):
+            deadline = time.monotonic() + 15
+            while not self.path.exists() or self.path.stat().st_size == 0:
+                assert time.monotonic() < deadline, "tshark wrote no file"
+                time.sleep(0.05)
+            time.sleep(0.1)
+            self._header = self.path.stat().st_size
+        return self._header
 
     def stop(self):
         if self.proc.poll() is None:

@@ -131,6 +131,10 @@ static const struct cg_option uplink_options[] = {
 	  86400 * USEC_PER_SEC, .help = "The retry delay stops doubling here." },
 	{ "dead_letter_max_size", CG_OPT_SIZE, U(dead_letter_max_size), "1M", 4096, 1LL << 30,
 	  .help = "Size of <state_dir>/dead-letter.jsonl before it is rotated (one old copy)." },
+	{ "ack_timeout", CG_OPT_DURATION, U(ack_timeout_usec), "2s", USEC_PER_SEC,
+	  60 * USEC_PER_SEC,
+	  .help = "RFC 7252 ACK_TIMEOUT: the first retransmission comes after 1 to 1.5 times "
+		  "this, doubling 4 times." },
 	{ "mid_exhaustion", CG_OPT_ENUM, U(mid_exhaustion), "wait", .choices = mid_exhaustion_names,
 	  .help = "After 65536 messages within 247 s every message ID is taken: wait, or "
 		  "start a new session (a new source port)." },

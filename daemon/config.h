@@ -73,6 +73,7 @@ struct uplink_settings {
 	uint64_t backoff_max_usec;
 	uint64_t dead_letter_max_size;
 	int mid_exhaustion; /* enum mid_exhaustion */
+	uint64_t ack_timeout_usec;
 };
 
 enum mid_exhaustion {

@@ -42,9 +42,17 @@
  */
 #define EXCHANGE_LIFETIME_USEC (247 * USEC_PER_SEC)
 #define HANDSHAKE_TIMEOUT_USEC (35 * USEC_PER_SEC)
-#define MID_SPACE	       65536
-#define MID_BUCKET	       1024
-#define MID_BUCKETS	       (MID_SPACE / MID_BUCKET)
+/*
+ * libcoap's retransmissions run on a timerfd inside its epoll set, and 4.3.1 does not
+ * always re-arm it (seen under loss: a message never retransmitted, no NACK). While
+ * anything awaits an answer the uplink gives libcoap a turn at least this often, and
+ * gives up on a message unanswered after MAX_TRANSMIT_WAIT (93 s) plus a margin.
+ */
+#define LIBCOAP_TICK_USEC   (200 * USEC_PER_MSEC)
+#define FLIGHT_TIMEOUT_USEC (100 * USEC_PER_SEC)
+#define MID_SPACE	    65536
+#define MID_BUCKET	    1024
+#define MID_BUCKETS	    (MID_SPACE / MID_BUCKET)
 
 enum uplink_state {
 	STATE_NEED_CREDENTIALS,
@@ -71,6 +79,7 @@ struct flight {
 	uint8_t token[TOKEN_MAX];
 	size_t token_len;
 	coap_mid_t mid;
+	uint64_t sent_us;
 };
 
 struct uplink {
@@ -634,6 +643,16 @@ static int send_bootstrap(struct uplink *u)
 	return 0;
 }
 
+/* RFC 7252's ACK_TIMEOUT from the configuration (libcoap keeps it in thousandths). */
+static void set_ack_timeout(const struct uplink *u, coap_session_t *session)
+{
+	uint64_t ms = u->cfg->ack_timeout_usec / USEC_PER_MSEC;
+	coap_fixed_point_t t = { .integer_part = (uint16_t)(ms / 1000),
+				 .fractional_part = (uint16_t)(ms % 1000) };
+
+	coap_session_set_ack_timeout(session, t);
+}
+
 /* A new session is a new endpoint (a new source port): its message IDs start afresh. */
 static void mids_reset(struct uplink *u)
 {
@@ -696,6 +715,7 @@ static int start_session(struct uplink *u, const struct addrinfo *ai)
 		    coap_new_client_session(u->ctx, bind ? &local : NULL, &server, COAP_PROTO_UDP);
 		if (!u->bootstrap_session)
 			return -EADDRNOTAVAIL;
+		set_ack_timeout(u, u->bootstrap_session);
 		set_state(u, STATE_BOOTSTRAPPING);
 		u->bootstraps++;
 		u->last_bootstrap_us = now_monotonic_usec();
@@ -711,6 +731,7 @@ static int start_session(struct uplink *u, const struct addrinfo *ai)
 		if (!u->session)
 			return -EADDRNOTAVAIL;
 		coap_session_set_nstart(u->session, (uint16_t)u->cfg->max_in_flight);
+		set_ack_timeout(u, u->session);
 		u->session_connected = true;
 		u->session_broken = false;
 		u->last_activity_us = now_monotonic_usec();
@@ -731,6 +752,7 @@ static int start_session(struct uplink *u, const struct addrinfo *ai)
 	coap_session_set_app_data(u->session, u);
 	/* Our window is max_in_flight; libcoap would otherwise hold all but one back. */
 	coap_session_set_nstart(u->session, (uint16_t)u->cfg->max_in_flight);
+	set_ack_timeout(u, u->session);
 	u->session_connected = false;
 	u->session_broken = false;
 	u->last_activity_us = now_monotonic_usec();
@@ -786,6 +808,7 @@ static void send_message(struct uplink *u, struct outbox_message *m)
 		return;
 	}
 	coap_pdu_set_mid(pdu, mid_take(u));
+	f->sent_us = now_monotonic_usec();
 	f->mid = coap_send(u->session, pdu);
 	if (f->mid == COAP_INVALID_MID) {
 		flight_end(u, f, false);
@@ -934,6 +957,13 @@ static void pump(struct uplink *u)
 	}
 	if (!u->session_connected)
 		wake = MIN(wake, u->session_started_us + HANDSHAKE_TIMEOUT_USEC + USEC_PER_MSEC);
+	for (size_t i = 0; i < MAX_FLIGHTS; i++)
+		if (u->flights[i].used && now - u->flights[i].sent_us > FLIGHT_TIMEOUT_USEC) {
+			u->session_broken = true;
+			backoff(u, "no answer to a message for 100 s");
+			wake = now;
+			goto out;
+		}
 
 	/* Send before reading ahead: the encoding of the next readings then overlaps the
 	 * server's work on what was just sent. */
@@ -943,6 +973,8 @@ static void pump(struct uplink *u)
 	if (u->session_broken)
 		wake = now;
 out:
+	if (u->n_flights || u->bootstrap_session || (u->session && !u->session_connected))
+		wake = MIN(wake, now + LIBCOAP_TICK_USEC);
 	arm_timer(u, wake);
 }
 

@@ -73,6 +73,24 @@ class Capture:
             self._header = self.path.stat().st_size
         return self._header
 
+    def _probes_in_file(self):
+        out = subprocess.run(["tshark", "-r", str(self.path), "-Y", "ip.src == 127.0.0.9"],
+                             capture_output=True, text=True, timeout=60).stdout
+        return len(out.splitlines())
+
+    def sync(self):
+        """Return once everything sent before the call is in the file: dumpcap writes
+        in order, so a probe sent now and found in the file is the barrier."""
+        before = self._probes_in_file()
+        probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        probe.bind(("127.0.0.9", 0))
+        deadline = time.monotonic() + 30
+        while self._probes_in_file() <= before:
+            assert time.monotonic() < deadline, "tshark stopped writing"
+            probe.sendto(b"probe", ("127.0.0.1", self.port))
+            time.sleep(0.2)
+        probe.close()
+
     def stop(self):
         if self.proc.poll() is None:
             self.proc.terminate()
@@ -125,7 +143,7 @@ def test_retransmissions_reuse_their_mid_and_new_messages_never_do(
         f'daemon: {{ state_dir = "{state}"; log_target = "stderr"; }};\n'
         f'uplink: {{ endpoint = "coap://127.0.0.1:{e.coap_port}/"; '
         f'bind_address = "{GATEWAY_ADDRESS}"; max_payload = 128; linger = "50ms"; '
-        f'backoff_min = "100ms"; backoff_max = "1s"; }};\n'
+        f'backoff_min = "100ms"; backoff_max = "1s"; ack_timeout = "1s"; }};\n'
         f'inputs = ( {{ name = "c"; plugin = "counter"; topic = "capture"; '
         f'interval = "2ms"; count = {READINGS}; }} );\n')
     gw = daemon(["-c", str(conf), "-P", TEST_PLUGIN_DIR])
@@ -140,6 +158,7 @@ def test_retransmissions_reuse_their_mid_and_new_messages_never_do(
                 l for _, l in gw.stderr[-20:])
         time.sleep(0.2)
     assert gw.stop() == 0
+    cap.sync()
     cap.stop()
 
     rows = cap.coap_rows()

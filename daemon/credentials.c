@@ -23,17 +23,6 @@
 #define PSK_TEXT_MIN  8
 #define MAX_FILE_SIZE 4096
 
-static int hex_digit(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /* A coaps:// URL libcoap can use: a host, a port that fits, printable ASCII only. */
 static bool endpoint_is_valid(const char *endpoint)
 {
@@ -74,7 +63,7 @@ int credentials_set(struct credentials *c, const char *identity, const char *psk
 			return -EINVAL;
 		}
 		for (size_t i = 0; i < psk_len; i += 2) {
-			int hi = hex_digit(psk[i]), lo = hex_digit(psk[i + 1]);
+			int hi = hex_digit_value(psk[i]), lo = hex_digit_value(psk[i + 1]);
 
 			if (hi < 0 || lo < 0) {
 				*ret_why = "a hex PSK has only the digits 0-9 and a-f";

@@ -38,17 +38,6 @@ static bool is_digits(const char *s, size_t min, size_t max)
 	return true;
 }
 
-static int hex_value(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 int registry_set_user_psk(struct device *device, const char *format, const char *key,
 			  const char **ret_error)
 {
@@ -73,13 +62,13 @@ int registry_set_user_psk(struct device *device, const char *format, const char 
 			return -EINVAL;
 		}
 		for (size_t i = 0; i < n; i++)
-			if (hex_value(key[i]) < 0) {
+			if (hex_digit_value(key[i]) < 0) {
 				*ret_error = "a hex PSK has only the digits 0-9, a-f";
 				return -EINVAL;
 			}
 		for (size_t i = 0; i < n / 2; i++)
-			device->psk[i] =
-			    (uint8_t)(hex_value(key[2 * i]) << 4 | hex_value(key[2 * i + 1]));
+			device->psk[i] = (uint8_t)(hex_digit_value(key[2 * i]) << 4 |
+						   hex_digit_value(key[2 * i + 1]));
 		device->psk_len = n / 2;
 	} else {
 		memcpy(device->psk, key, n);

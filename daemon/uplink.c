@@ -693,6 +693,7 @@ static bool endpoint_is_plain(const struct uplink *u)
 static int start_session(struct uplink *u, const struct addrinfo *ai)
 {
 	coap_address_t server, local;
+	coap_session_t *s;
 	bool bind = u->cfg->bind_address || u->cfg->interface;
 	int r;
 
@@ -726,38 +727,31 @@ static int start_session(struct uplink *u, const struct addrinfo *ai)
 	mids_reset(u);
 	u->session_started_us = now_monotonic_usec();
 	if (endpoint_is_plain(u)) {
-		u->session =
-		    coap_new_client_session(u->ctx, bind ? &local : NULL, &server, COAP_PROTO_UDP);
-		if (!u->session)
-			return -EADDRNOTAVAIL;
-		coap_session_set_nstart(u->session, (uint16_t)u->cfg->max_in_flight);
-		set_ack_timeout(u, u->session);
-		u->session_connected = true;
-		u->session_broken = false;
-		u->last_activity_us = now_monotonic_usec();
-		set_state(u, STATE_READY);
-		return 0;
-	}
+		s = coap_new_client_session(u->ctx, bind ? &local : NULL, &server, COAP_PROTO_UDP);
+	} else {
+		coap_dtls_cpsk_t psk = {
+			.version = COAP_DTLS_CPSK_SETUP_VERSION,
+			.psk_info = { .identity = { strlen(u->cred.identity),
+						    (const uint8_t *)u->cred.identity },
+				      .key = { u->cred.psk_len, u->cred.psk } },
+		};
 
-	coap_dtls_cpsk_t psk = {
-		.version = COAP_DTLS_CPSK_SETUP_VERSION,
-		.psk_info = { .identity = { strlen(u->cred.identity),
-					    (const uint8_t *)u->cred.identity },
-			      .key = { u->cred.psk_len, u->cred.psk } },
-	};
-	u->session = coap_new_client_session_psk2(u->ctx, bind ? &local : NULL, &server,
-						  COAP_PROTO_DTLS, &psk);
-	if (!u->session)
+		s = coap_new_client_session_psk2(u->ctx, bind ? &local : NULL, &server,
+						 COAP_PROTO_DTLS, &psk);
+	}
+	if (!s)
 		return -EADDRNOTAVAIL;
-	coap_session_set_app_data(u->session, u);
+	u->session = s;
+	coap_session_set_app_data(s, u);
 	/* Our window is max_in_flight; libcoap would otherwise hold all but one back. */
-	coap_session_set_nstart(u->session, (uint16_t)u->cfg->max_in_flight);
-	set_ack_timeout(u, u->session);
-	u->session_connected = false;
+	coap_session_set_nstart(s, (uint16_t)u->cfg->max_in_flight);
+	set_ack_timeout(u, s);
+	/* Plain CoAP has no handshake; DTLS starts its own with the first request (sent
+	 * from pump()). */
+	u->session_connected = endpoint_is_plain(u);
 	u->session_broken = false;
 	u->last_activity_us = now_monotonic_usec();
-	set_state(u, STATE_CONNECTING);
-	/* The handshake starts with the first request (sent from pump()). */
+	set_state(u, u->session_connected ? STATE_READY : STATE_CONNECTING);
 	return 0;
 }
 

@@ -4,8 +4,6 @@
  */
 #include "deadletter.h"
 
-#include "util.h"
-
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
@@ -14,6 +12,9 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#include "utf8.h"
+#include "util.h"
 
 /* A copy of text that is valid UTF-8: each byte that does not start a valid sequence
  * becomes '?'. The server's answer is not ours to trust, and JSON needs UTF-8. */

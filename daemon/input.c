@@ -40,6 +40,8 @@ struct cg_instance {
 	atomic_uint_fast64_t readings;
 	atomic_uint_fast64_t rejected;
 	atomic_uint_fast64_t restarts;
+	/* cg_wait_durable() has vouched for every token up to here (or reported the loss). */
+	atomic_uint_fast64_t durable_through;
 };
 
 const char *input_name(const struct cg_instance *in)
@@ -284,10 +286,23 @@ int cg_emit_tracked(struct cg_instance *in, const struct cg_reading *reading, ui
 	return 0;
 }
 
+/* Remember that every token up to token is accounted for, durable or reported lost. */
+static void vouch_through(struct cg_instance *in, uint64_t token)
+{
+	uint64_t seen = in->durable_through;
+
+	while (seen < token && !atomic_compare_exchange_weak(&in->durable_through, &seen, token)) {
+	}
+}
+
 int cg_wait_durable(struct cg_instance *in, uint64_t token, uint64_t timeout_usec)
 {
 	uint64_t now = now_monotonic_usec();
 	uint64_t deadline = timeout_usec > UINT64_MAX - now ? UINT64_MAX : now + timeout_usec;
+	/* The promise covers every reading before token too: ask the sink about all of
+	 * them since the last answer, not only about token (a lost batch may lie between
+	 * durable ones). */
+	uint64_t after = MIN((uint64_t)in->durable_through, token - 1);
 
 	/* In slices, so that a stop request is noticed within a tenth of a second. */
 	for (;;) {
@@ -298,7 +313,9 @@ int cg_wait_durable(struct cg_instance *in, uint64_t token, uint64_t timeout_use
 			return -ECANCELED;
 		now = now_monotonic_usec();
 		slice = MIN(deadline > now ? deadline - now : 0, 100 * USEC_PER_MSEC);
-		r = in->sink->wait_durable(in->sink->userdata, token, slice);
+		r = in->sink->wait_durable(in->sink->userdata, after, token, slice);
+		if (r == 0 || r == -ENOSPC)
+			vouch_through(in, token);
 		if (r != -ETIMEDOUT || now_monotonic_usec() >= deadline)
 			return r;
 	}

@@ -225,6 +225,19 @@ static void log_dropped(struct queue *q, const char *what, uint64_t n, uint64_t 
 		log_warning("queue full: dropped %" PRIu64 " %s readings so far", n, what);
 }
 
+static void log_block_timeout(struct queue *q, uint64_t n)
+{
+	unsigned long suppressed;
+
+	if (!ratelimit_test(&q->drop_log, now_monotonic_usec(), &suppressed))
+		return;
+	if (suppressed)
+		log_warning("queue: %lu more drop messages suppressed", suppressed);
+	log_warning("queue full: an input waited block_timeout for room (%" PRIu64
+		    " times so far); it holds its readings back or drops them",
+		    n);
+}
+
 static void remove_segment(struct queue *q, size_t i)
 {
 	struct segment *s = &q->segments[i];
@@ -552,6 +565,14 @@ int queue_append(struct queue *q, const struct cg_reading *r, uint64_t *ret_seq)
 	return 0;
 
 refuse:
+	/* With `block` the reading is not dropped here: the input still holds it and may
+	 * offer it again (the Unix socket input stops reading its clients meanwhile). */
+	if (q->opt.when_full == QUEUE_BLOCK && !q->stopping) {
+		seq = ++q->block_timeouts;
+		pthread_mutex_unlock(&q->batch_lock);
+		log_block_timeout(q, seq);
+		return -EAGAIN;
+	}
 	q->dropped_newest++;
 	seq = q->dropped_newest;
 	pthread_mutex_unlock(&q->batch_lock);
@@ -559,29 +580,36 @@ refuse:
 	return -ENOSPC;
 }
 
-static bool is_unwritten(const struct queue *q, uint64_t seq)
+/* True when a batch that could not be written holds a seq in (after, seq]. */
+static bool is_unwritten(const struct queue *q, uint64_t after, uint64_t seq)
 {
 	for (size_t i = 0; i < MIN(q->n_unwritten, ARRAY_SIZE(q->unwritten)); i++)
-		if (seq >= q->unwritten[i].first && seq <= q->unwritten[i].last)
+		if (q->unwritten[i].last > after && q->unwritten[i].first <= seq)
 			return true;
 	return false;
 }
 
-int queue_wait_durable(struct queue *q, uint64_t seq, uint64_t timeout_usec)
+int queue_wait_durable_since(struct queue *q, uint64_t after, uint64_t seq,
+			     uint64_t timeout_usec)
 {
 	struct timespec ts = timespec_from_usec(now_monotonic_usec() + timeout_usec);
 	int r = 0;
 
 	pthread_mutex_lock(&q->state_lock);
-	while (q->durable_seq < seq && !is_unwritten(q, seq) && r == 0)
+	while (q->durable_seq < seq && !is_unwritten(q, after, seq) && r == 0)
 		r = pthread_cond_timedwait(&q->durable_cond, &q->state_lock, &ts);
 	/* A batch that could not be written leaves its seqs behind durable ones. */
-	if (is_unwritten(q, seq))
+	if (is_unwritten(q, after, seq))
 		r = -ENOSPC;
 	else
 		r = q->durable_seq >= seq ? 0 : -ETIMEDOUT;
 	pthread_mutex_unlock(&q->state_lock);
 	return r;
+}
+
+int queue_wait_durable(struct queue *q, uint64_t seq, uint64_t timeout_usec)
+{
+	return queue_wait_durable_since(q, seq - 1, seq, timeout_usec);
 }
 
 bool queue_is_alive(struct queue *q)
@@ -612,6 +640,7 @@ void queue_get_stats(struct queue *q, struct queue_stats *ret)
 	pthread_mutex_lock(&q->batch_lock);
 	ret->appended = q->appended;
 	ret->dropped_newest = q->dropped_newest;
+	ret->block_timeouts = q->block_timeouts;
 	ret->full = q->full;
 	pthread_mutex_unlock(&q->batch_lock);
 	pthread_mutex_lock(&q->state_lock);

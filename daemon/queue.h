@@ -77,6 +77,7 @@ struct queue_stats {
 	uint64_t readings;	 /* durable readings not yet acknowledged */
 	uint64_t dropped_oldest; /* readings deleted unacknowledged to make room */
 	uint64_t dropped_newest; /* readings refused because the queue was full */
+	uint64_t block_timeouts; /* with block: appends that waited block_timeout (-EAGAIN) */
 	uint64_t lost;		 /* readings lost to corruption (recovery or reading) */
 	uint64_t used_bytes;	 /* allocated bytes of segments, checkpoint, quarantine */
 	uint64_t segments;
@@ -100,7 +101,9 @@ void queue_close(struct queue *q);
 /*
  * Append one validated reading (timestamp and topic filled in) and return its seq in
  * *ret_seq (may be NULL). Never waits for a disk write. Returns 0; -ENOSPC when the
- * queue is full and its policy refuses the reading (counted, logged rate-limited).
+ * queue is full and its policy drops the reading (counted, logged rate-limited);
+ * -EAGAIN when the policy is block and the reading waited block_timeout in vain: it
+ * was not taken, and the caller still holds it (counted in block_timeouts).
  * Thread-safe.
  */
 int queue_append(struct queue *q, const struct cg_reading *r, uint64_t *ret_seq);
@@ -109,6 +112,11 @@ int queue_append(struct queue *q, const struct cg_reading *r, uint64_t *ret_seq)
  * -ETIMEDOUT, or -ENOSPC when its batch could not be written (the disk filled up
  * under a copy-on-write file system) and the reading is lost. */
 int queue_wait_durable(struct queue *q, uint64_t seq, uint64_t timeout_usec);
+
+/* The same, and -ENOSPC when any seq in (after, seq] was lost that way: durable_seq
+ * passes a lost batch, so "seq is durable" alone does not vouch for the seqs before. */
+int queue_wait_durable_since(struct queue *q, uint64_t after, uint64_t seq,
+			     uint64_t timeout_usec);
 
 /* An eventfd that becomes readable when durable data was added; the consumer reads it
  * (to reset it) before calling queue_read(). */

@@ -60,6 +60,7 @@ struct queue {
 	bool abandoning;
 	uint64_t appended;
 	uint64_t dropped_newest;
+	uint64_t block_timeouts;
 
 	/* The committer and the consumer: segments, durability, acks. */
 	pthread_mutex_t state_lock;

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "topic.h"
+#include "utf8.h"
 #include "util.h"
 
 bool reading_field_name_is_valid(const char *name)

@@ -25,13 +25,14 @@ bool reading_field_name_is_valid(const char *name);
  * Where accepted readings go. emit() is called from input threads, concurrently, with
  * a validated reading whose timestamp and topic are filled in; it copies what it
  * keeps and sets *ret_token (increasing per reading). wait_durable() waits until the
- * reading of a token is durable: 0, -ETIMEDOUT, or -ECANCELED when the sink closes.
+ * reading of a token is durable: 0, -ETIMEDOUT, -ECANCELED when the sink closes, or
+ * -ENOSPC when a reading with a token in (after, token] was lost instead.
  * Both return a negative errno that the host API passes back to the plugin.
  */
 struct sink {
 	int (*emit)(void *userdata, const char *input, const struct cg_reading *r,
 		    uint64_t *ret_token);
-	int (*wait_durable)(void *userdata, uint64_t token, uint64_t timeout_usec);
+	int (*wait_durable)(void *userdata, uint64_t after, uint64_t token, uint64_t timeout_usec);
 	void *userdata;
 };
 

@@ -49,9 +49,9 @@ static int queue_emit(void *userdata, const char *input, const struct cg_reading
 	return queue_append(userdata, r, ret_token);
 }
 
-static int queue_wait(void *userdata, uint64_t token, uint64_t timeout_usec)
+static int queue_wait(void *userdata, uint64_t after, uint64_t token, uint64_t timeout_usec)
 {
-	return queue_wait_durable(userdata, token, timeout_usec);
+	return queue_wait_durable_since(userdata, after, token, timeout_usec);
 }
 
 static void update_status(struct service *s, const char *state)

@@ -42,7 +42,4 @@ int safe_close(int fd);
 /* The value of a hex digit (0-9, a-f, A-F), or -1 for any other character. */
 int hex_digit_value(char c);
 
-/* True when s is valid UTF-8 (no overlongs, no surrogates, nothing above U+10FFFF). */
-bool utf8_is_valid(const char *s, size_t len);
-
 #endif

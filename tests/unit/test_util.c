@@ -16,6 +16,7 @@
 #include <cmocka.h>
 
 #include "textbuf.h"
+#include "utf8.h"
 #include "util.h"
 
 static void expect_utf8(const char *s, size_t len, bool want)

@@ -196,8 +196,13 @@ struct cg_plugin {
 /*
  * Hand one reading to the daemon. Everything is copied before it returns. Returns 0,
  * -EINVAL for a reading that breaks the rules above (logged, rate-limited), or another
- * negative errno when the daemon could not take it (for example the queue is full and
- * its policy drops new readings). Thread-safe.
+ * negative errno when the daemon could not take it:
+ *   -ENOSPC  the queue is full and its policy (when_full) dropped the reading;
+ *   -EAGAIN  the queue is full, its policy is `block`, and the call waited the
+ *            queue's block_timeout in vain: the reading was not taken. A plugin that
+ *            can hold its source back (stop reading a socket, stop polling) keeps the
+ *            reading and offers it again; any other drops it.
+ * Thread-safe. With `block` it may wait up to block_timeout.
  */
 int cg_emit(struct cg_instance *inst, const struct cg_reading *reading);
 
@@ -212,9 +217,13 @@ int cg_emit_tracked(struct cg_instance *inst, const struct cg_reading *reading,
 
 /*
  * Wait until the reading of token, and every reading emitted before it, is durable
- * (on disk and flushed). Returns 0, -ETIMEDOUT after timeout_usec, or -ECANCELED
- * when the instance is asked to stop. In `coapgated --test` a printed reading counts
- * as durable. Since ABI 1.1.
+ * (on disk and flushed). Returns 0, -ETIMEDOUT after timeout_usec, -ECANCELED when
+ * the instance is asked to stop, or -ENOSPC when a reading of this daemon emitted
+ * since the instance's previous answer of 0 or -ENOSPC (up to token) could not be
+ * written and is lost: the daemon's disk filled up under it. Each loss is reported
+ * once, and it may have hit another input's readings: treat everything not yet
+ * confirmed as not durable. In `coapgated --test` a printed reading counts as
+ * durable. Since ABI 1.1.
  */
 int cg_wait_durable(struct cg_instance *inst, uint64_t token, uint64_t timeout_usec);
 

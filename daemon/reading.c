@@ -13,13 +13,22 @@
 #include "utf8.h"
 #include "util.h"
 
+static bool field_name_char_is_valid(char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+	       c == '_' || c == '.' || c == '-';
+}
+
+/* A loop rather than strspn(): with its long set strspn() was the top of the Unix
+ * socket input's profile, which checks every field of a million readings a second. */
 bool reading_field_name_is_valid(const char *name)
 {
-	size_t n = strlen(name);
+	size_t n;
 
-	return n > 0 && n <= CG_FIELD_NAME_MAX &&
-	       strspn(name, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-") ==
-		   n;
+	for (n = 0; name[n]; n++)
+		if (n >= CG_FIELD_NAME_MAX || !field_name_char_is_valid(name[n]))
+			return false;
+	return n > 0;
 }
 
 static int check_field(const struct cg_field *f, size_t i, char *why, size_t why_size)

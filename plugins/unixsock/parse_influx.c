@@ -47,25 +47,34 @@ static bool is_digit(char ch)
 	return ch >= '0' && ch <= '9';
 }
 
+/* What ends a token, and what a backslash escapes in it. */
+#define COMMA  (1u << 0)
+#define SPACE  (1u << 1)
+#define EQUALS (1u << 2)
+
+static unsigned byte_class(char ch)
+{
+	return ch == ',' ? COMMA : ch == ' ' ? SPACE : ch == '=' ? EQUALS : 0;
+}
+
 /*
  * A name or tag value at c->p, unescaped in place up to the first unescaped byte of
- * stops (or the end of the line). A backslash escapes the bytes in escapable; before
- * anything else it is itself. Leaves c->p after the stop and returns it ('\0' at the
- * end of the line).
+ * class stops (or the end of the line). A backslash escapes the bytes of class
+ * escapable; before anything else it is itself. Leaves c->p after the stop and returns
+ * it ('\0' at the end of the line).
  */
-static char take_token(struct influx_cursor *c, const char *escapable, const char *stops,
-		       char **ret)
+static char take_token(struct influx_cursor *c, unsigned escapable, unsigned stops, char **ret)
 {
 	char *w = c->p, *r = c->p, stop = '\0';
 
 	*ret = w;
 	while (r < c->end) {
-		if (*r == '\\' && r + 1 < c->end && strchr(escapable, r[1])) {
+		if (*r == '\\' && r + 1 < c->end && (byte_class(r[1]) & escapable)) {
 			*w++ = r[1];
 			r += 2;
 			continue;
 		}
-		if (strchr(stops, *r)) {
+		if (byte_class(*r) & stops) {
 			stop = *r;
 			break;
 		}
@@ -209,9 +218,10 @@ static int take_tags(struct influx_cursor *c, struct message *m)
 
 		if (!f)
 			return -EINVAL;
-		if (take_token(c, ",= ", "=, ", &key) != '=' || !*key)
+		if (take_token(c, COMMA | EQUALS | SPACE, COMMA | EQUALS | SPACE, &key) != '=' ||
+		    !*key)
 			return fail(c, "a tag is key=value");
-		stop = take_token(c, ",= ", ", ", &value);
+		stop = take_token(c, COMMA | EQUALS | SPACE, COMMA | SPACE, &value);
 		if (!*value)
 			return fail(c, "the tag \"%s\" has no value", key);
 		*f = (struct cg_field){ .name = key, .type = CG_FIELD_STRING, .value.str = value };
@@ -231,7 +241,8 @@ static int take_fields(struct influx_cursor *c, struct message *m)
 
 		if (!f)
 			return -EINVAL;
-		if (take_token(c, ",= ", "=, ", &key) != '=' || !*key)
+		if (take_token(c, COMMA | EQUALS | SPACE, COMMA | EQUALS | SPACE, &key) != '=' ||
+		    !*key)
 			return fail(c, "a field is key=value");
 		f->name = key;
 		if (c->p < c->end && *c->p == '"' ? take_string(c, f) < 0 : take_scalar(c, f) < 0)
@@ -294,7 +305,7 @@ int parse_influx(char *line, size_t len, enum influx_precision precision, struct
 		snprintf(why, why_size, "not valid UTF-8");
 		return -EINVAL;
 	}
-	stop = take_token(&c, ", ", ", ", &measurement);
+	stop = take_token(&c, COMMA | SPACE, COMMA | SPACE, &measurement);
 	if (!*measurement)
 		return fail(&c, "the measurement is missing");
 	m->reading.topic = measurement;

@@ -150,7 +150,7 @@ def test_check_shipped_config_is_valid():
     path = SOURCE_DIR / "etc/coapgate.conf"
     r = check(path)
     assert r.returncode == 0, r.stderr
-    assert f"{path}: configuration is valid (1 input)" in r.stdout
+    assert f"{path}: configuration is valid (2 inputs)" in r.stdout
 
 
 def test_check_counts_inputs_including_disabled(write_config):

@@ -32,6 +32,8 @@
 #define ACCEPT_BURST	  16
 #define ACCEPT_PAUSE_USEC 1000000 /* after EMFILE and the like */
 
+#define MAX(a, b) ((a) > (b) ? (a) : (b))
+
 /* The newest token of a run of a client's accepted readings, and how many they are. */
 struct ack_point {
 	uint64_t token;
@@ -51,7 +53,7 @@ struct client {
 	bool closing;	     /* close once the answers are out */
 
 	char *out;
-	size_t out_len;
+	size_t out_len, out_size;
 	uint64_t dropped_answers;
 
 	/* Ack mode: runs of accepted readings not yet answered, oldest first. */
@@ -176,12 +178,17 @@ static void answer(struct stream *s, struct client *c, const char *format, ...)
 		c->dropped_answers++;
 		return;
 	}
-	/* In ack mode reading pauses at OUT_MAX, so this grows by at most one line. */
-	if (!c->out)
-		c->out = malloc(OUT_MAX + sizeof(line));
-	if (!c->out) {
-		c->dropped_answers++;
-		return;
+	/* In ack mode parsing pauses at OUT_MAX, so this passes it by a few lines. */
+	if (c->out_len + (size_t)n > c->out_size) {
+		size_t size = MAX(c->out_len + (size_t)n, OUT_MAX + sizeof(line));
+		char *out = realloc(c->out, size);
+
+		if (!out) {
+			c->dropped_answers++;
+			return;
+		}
+		c->out = out;
+		c->out_size = size;
 	}
 	memcpy(c->out + c->out_len, line, (size_t)n);
 	c->out_len += (size_t)n;
@@ -203,6 +210,7 @@ static bool flush_answers(struct client *c)
 	}
 	free(c->out);
 	c->out = NULL;
+	c->out_size = 0;
 	return true;
 }
 
@@ -371,6 +379,11 @@ static void client_event(struct stream *s, struct client *c, uint32_t events)
 
 	if (c->fd < 0)
 		return;
+	/* Gone both ways after its last byte was read: nobody is left to hear answers. */
+	if ((events & (EPOLLHUP | EPOLLERR)) && c->read_closed) {
+		client_drop(s, c);
+		return;
+	}
 	if (events & (EPOLLIN | EPOLLHUP | EPOLLERR))
 		alive = client_turn(s, c);
 	if (alive && c->out_len)

@@ -20,6 +20,7 @@ struct command {
 
 static const struct command commands[] = {
 	{ "queue", ctl_queue, "inspect a disk queue offline: verify, dump" },
+	{ "send", ctl_send, "send readings to a running coapgated's unixsock input" },
 };
 
 static void usage(FILE *f)

@@ -301,6 +301,10 @@ int service_run(const struct config *config, const struct service_options *optio
 	sigaddset(&mask, SIGINT);
 	sigaddset(&mask, SIGHUP);
 	pthread_sigmask(SIG_BLOCK, &mask, NULL);
+	/* A peer that closes its socket (a Unix socket client, in any plugin) must cost an
+	 * EPIPE, not the daemon. --test keeps the default so that `--test | head` ends. */
+	if (!options->test_mode)
+		signal(SIGPIPE, SIG_IGN);
 
 	if (options->test_mode) {
 		s.printer = test_printer_new(stdout, options->test_count);

@@ -198,7 +198,8 @@ static void answer(struct stream *s, struct client *c, const char *format, ...)
 static bool flush_answers(struct client *c)
 {
 	while (c->out_len) {
-		ssize_t n = write(c->fd, c->out, c->out_len);
+		/* MSG_NOSIGNAL: a client that went away must not raise SIGPIPE. */
+		ssize_t n = send(c->fd, c->out, c->out_len, MSG_NOSIGNAL);
 
 		if (n < 0) {
 			if (errno == EINTR)
@@ -462,7 +463,7 @@ static void accept_clients(struct stream *s)
 
 			cg_log_warning(s->u->inst, "refused a client: %zu clients are connected",
 				       s->n_clients);
-			if (write(fd, busy, sizeof(busy) - 1) < 0) {
+			if (send(fd, busy, sizeof(busy) - 1, MSG_NOSIGNAL) < 0) {
 			}
 			close(fd);
 			continue;

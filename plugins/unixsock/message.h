@@ -8,6 +8,7 @@
 #define UNIXSOCK_MESSAGE_H
 
 #include <coapgate/plugin.h>
+#include <errno.h>
 #include <stddef.h>
 
 /* Room for a reason given to the client ("error <reason>") and the log. */
@@ -23,6 +24,18 @@ struct message {
 	struct cg_reading reading; /* .fields points to fields below */
 	struct cg_field fields[CG_FIELDS_MAX];
 };
+
+/*
+ * Reasons quote the client's text, and go back to it as one answer line: replace the
+ * bytes that could break the line (a newline would forge an "ok") or a terminal.
+ */
+static inline int message_reason_clean(char *why)
+{
+	for (char *p = why; *p; p++)
+		if ((unsigned char)*p < 0x20 || *p == 0x7f)
+			*p = '?';
+	return -EINVAL;
+}
 
 /* Influx line protocol timestamps: the unit of the number at the end of a line. */
 enum influx_precision {

@@ -291,8 +291,8 @@ static void skip_spaces(struct influx_cursor *c)
 		c->p++;
 }
 
-int parse_influx(char *line, size_t len, enum influx_precision precision, struct message *m,
-		 char *why, size_t why_size)
+static int parse_line(char *line, size_t len, enum influx_precision precision, struct message *m,
+		      char *why, size_t why_size)
 {
 	struct influx_cursor c = { line, line + len, line, why, why_size };
 	char *measurement, stop;
@@ -325,4 +325,18 @@ int parse_influx(char *line, size_t len, enum influx_precision precision, struct
 			return fail(&c, "text after the timestamp");
 	}
 	return reading_validate(&m->reading, why, why_size);
+}
+
+int parse_influx(char *line, size_t len, enum influx_precision precision, struct message *m,
+		 char *why, size_t why_size)
+{
+	int r;
+
+	/* A NUL would cut a name or a value short where the reading is copied. */
+	if (memchr(line, '\0', len)) {
+		snprintf(why, why_size, "a NUL byte in the message");
+		return -EINVAL;
+	}
+	r = parse_line(line, len, precision, m, why, why_size);
+	return r < 0 ? message_reason_clean(why) : r;
 }

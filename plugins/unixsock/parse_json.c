@@ -183,7 +183,10 @@ static int parse_string(struct json_cursor *c, char **ret)
 			break;
 		default:
 			c->p--;
-			return fail(c, "unknown escape \\%c", *c->p);
+			if (*c->p > ' ' && *c->p < 0x7f)
+				return fail(c, "unknown escape \\%c", *c->p);
+			return fail(c, "unknown escape: a backslash before byte 0x%02x",
+				    (unsigned char)*c->p);
 		}
 	}
 }
@@ -346,7 +349,7 @@ static int parse_member(struct json_cursor *c, struct message *m, bool *seen_top
 	return 0;
 }
 
-int parse_json(char *line, size_t len, struct message *m, char *why, size_t why_size)
+static int parse_line(char *line, size_t len, struct message *m, char *why, size_t why_size)
 {
 	struct json_cursor c = { line, line + len, line, why, why_size };
 	bool seen_topic = false, seen_ts = false;
@@ -390,4 +393,17 @@ int parse_json(char *line, size_t len, struct message *m, char *why, size_t why_
 		return -EINVAL;
 	}
 	return reading_validate(&m->reading, why, why_size);
+}
+
+int parse_json(char *line, size_t len, struct message *m, char *why, size_t why_size)
+{
+	int r;
+
+	/* A NUL would cut a name or a value short where the reading is copied. */
+	if (memchr(line, '\0', len)) {
+		snprintf(why, why_size, "a NUL byte in the message");
+		return -EINVAL;
+	}
+	r = parse_line(line, len, m, why, why_size);
+	return r < 0 ? message_reason_clean(why) : r;
 }

@@ -27,27 +27,35 @@ static int make_address(const char *path, struct sockaddr_un *sa)
 	return 0;
 }
 
-/* True when a process accepts connections (or datagrams) on the socket at path. */
-static bool socket_is_live(const char *path, int type)
+/*
+ * 0 when nobody listens on the socket at path (ECONNREFUSED: a file left by a killed
+ * process), or the errno that says somebody may: success (0 becomes EADDRINUSE), a
+ * full backlog (EAGAIN: the probe does not wait), a socket of the other type
+ * (EPROTOTYPE), one we may not probe (EACCES). Only the first may be replaced.
+ */
+static int probe_socket(const char *path, int type)
 {
 	struct sockaddr_un sa;
-	bool live;
-	int fd;
+	int fd, r = 0;
 
 	if (make_address(path, &sa) < 0)
-		return false;
-	fd = socket(AF_UNIX, type | SOCK_CLOEXEC, 0);
+		return ENAMETOOLONG;
+	fd = socket(AF_UNIX, type | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (fd < 0)
-		return false;
-	live = connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0;
+		return errno;
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
+		r = errno;
+	else
+		r = EADDRINUSE;
 	close(fd);
-	return live;
+	return r == ECONNREFUSED || r == ENOENT ? 0 : r;
 }
 
 /* What is at path may be replaced: nothing, or a socket nobody listens on. */
 static int check_existing(struct cg_instance *inst, const char *path, int type)
 {
 	struct stat st;
+	int r;
 
 	if (lstat(path, &st) < 0) {
 		if (errno == ENOENT)
@@ -60,10 +68,12 @@ static int check_existing(struct cg_instance *inst, const char *path, int type)
 			     path);
 		return -EEXIST;
 	}
-	if (socket_is_live(path, type)) {
+	r = probe_socket(path, type);
+	if (r) {
 		cg_log_error(inst,
-			     "\"%s\" is in use by another process; is another coapgated running?",
-			     path);
+			     "\"%s\" may be in use by another process (%s); is another coapgated "
+			     "running? Remove it if it is not",
+			     path, strerror(r));
 		return -EADDRINUSE;
 	}
 	cg_log_info(inst, "replacing the stale socket \"%s\"", path);

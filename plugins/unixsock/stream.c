@@ -325,7 +325,10 @@ static bool process(struct stream *s, struct client *c, char *data, size_t len)
 	if (!paused) {
 		if (c->discarding) {
 			p = end;
-		} else if ((uint64_t)(end - p) > max) {
+		} else if ((uint64_t)(end - p) > max &&
+			   !((uint64_t)(end - p) == max + 1 && end[-1] == '\r')) {
+			/* Too long for a message even before its newline (a CR may be
+			 * the start of a CRLF after a message of exactly max bytes). */
 			reject_too_long(s, c);
 			c->discarding = true;
 			p = end;
@@ -374,6 +377,25 @@ static bool client_done(const struct stream *s, const struct client *c)
 	return c->read_closed && (!ack_mode(s) || c->n_points == 0);
 }
 
+/*
+ * Write what answers wait, and while that leaves room, parse the lines that an
+ * earlier pause kept: epoll will not report them, they are already read. False when
+ * the client is gone.
+ */
+static bool client_continue(struct stream *s, struct client *c)
+{
+	bool alive = true;
+
+	if (c->out_len)
+		alive = flush_answers(c);
+	while (alive && c->kept_has_lines && c->out_len < OUT_MAX && !s->stopped) {
+		alive = client_turn(s, c);
+		if (alive && c->out_len)
+			alive = flush_answers(c);
+	}
+	return alive;
+}
+
 static void client_event(struct stream *s, struct client *c, uint32_t events)
 {
 	bool alive = true;
@@ -387,14 +409,8 @@ static void client_event(struct stream *s, struct client *c, uint32_t events)
 	}
 	if (events & (EPOLLIN | EPOLLHUP | EPOLLERR))
 		alive = client_turn(s, c);
-	if (alive && c->out_len)
-		alive = flush_answers(c);
-	/* Answers drained: parse what pausing kept. */
-	if (alive && c->kept_has_lines && c->out_len < OUT_MAX) {
-		alive = client_turn(s, c);
-		if (alive && c->out_len)
-			alive = flush_answers(c);
-	}
+	if (alive)
+		alive = client_continue(s, c);
 	if (!alive || client_done(s, c)) {
 		client_drop(s, c);
 		return;
@@ -431,7 +447,7 @@ static void deliver_acks(struct stream *s)
 				(c->n_points - done) * sizeof(c->points[0]));
 			c->n_points -= done;
 		}
-		if (!flush_answers(c) || client_done(s, c)) {
+		if (!client_continue(s, c) || client_done(s, c)) {
 			client_drop(s, c);
 			i--;
 			continue;

@@ -25,17 +25,28 @@ struct message {
 	struct cg_field fields[CG_FIELDS_MAX];
 };
 
+/* Where a parser is in a line, and where its reason for a rejection goes. */
+struct parse_cursor {
+	char *p;
+	char *end;
+	const char *start;
+	const char *format; /* "JSON", "line protocol": for reasons */
+	char *why;
+	size_t why_size;
+};
+
+/* Write "invalid <format> at byte <n>: <reason>" to c->why; returns -EINVAL. */
+int parse_fail(struct parse_cursor *c, const char *format, ...)
+    __attribute__((format(printf, 2, 3)));
+
 /*
- * Reasons quote the client's text, and go back to it as one answer line: replace the
- * bytes that could break the line (a newline would forge an "ok") or a terminal.
+ * Reset m, refuse a message with a NUL byte, run parse_line, and make a rejection's
+ * reason printable: reasons quote the client's text and go back to it as one answer
+ * line, where a newline would forge an "ok".
  */
-static inline int message_reason_clean(char *why)
-{
-	for (char *p = why; *p; p++)
-		if ((unsigned char)*p < 0x20 || *p == 0x7f)
-			*p = '?';
-	return -EINVAL;
-}
+int parse_message(struct parse_cursor *c, struct message *m,
+		  int (*parse_line)(struct parse_cursor *c, struct message *m, const void *arg),
+		  const void *arg);
 
 /* Influx line protocol timestamps: the unit of the number at the end of a line. */
 enum influx_precision {

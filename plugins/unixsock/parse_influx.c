@@ -17,31 +17,6 @@
 #include "reading.h"
 #include "utf8.h"
 
-struct influx_cursor {
-	char *p;
-	char *end;
-	const char *start;
-	char *why;
-	size_t why_size;
-};
-
-static int fail(struct influx_cursor *c, const char *format, ...)
-    __attribute__((format(printf, 2, 3)));
-
-static int fail(struct influx_cursor *c, const char *format, ...)
-{
-	int n = snprintf(c->why, c->why_size,
-			 "invalid line protocol at byte %zu: ", (size_t)(c->p - c->start));
-	va_list ap;
-
-	if (n >= 0 && (size_t)n < c->why_size) {
-		va_start(ap, format);
-		vsnprintf(c->why + n, c->why_size - (size_t)n, format, ap);
-		va_end(ap);
-	}
-	return -EINVAL;
-}
-
 static bool is_digit(char ch)
 {
 	return ch >= '0' && ch <= '9';
@@ -63,7 +38,7 @@ static unsigned byte_class(char ch)
  * escapable; before anything else it is itself. Leaves c->p after the stop and returns
  * it ('\0' at the end of the line).
  */
-static char take_token(struct influx_cursor *c, unsigned escapable, unsigned stops, char **ret)
+static char take_token(struct parse_cursor *c, unsigned escapable, unsigned stops, char **ret)
 {
 	char *w = c->p, *r = c->p, stop = '\0';
 
@@ -139,7 +114,7 @@ static bool is_float_text(const char *s, size_t len)
 }
 
 /* A quoted string value at c->p, decoded in place: \" and \\ are escapes. */
-static int take_string(struct influx_cursor *c, struct cg_field *f)
+static int take_string(struct parse_cursor *c, struct cg_field *f)
 {
 	char *w = ++c->p, *r = c->p;
 
@@ -152,7 +127,7 @@ static int take_string(struct influx_cursor *c, struct cg_field *f)
 	}
 	if (r >= c->end) {
 		c->p = r;
-		return fail(c, "a string value does not end");
+		return parse_fail(c, "a string value does not end");
 	}
 	c->p = r + 1;
 	*w = '\0';
@@ -160,7 +135,7 @@ static int take_string(struct influx_cursor *c, struct cg_field *f)
 }
 
 /* An unquoted value, c->p to the next ',' or ' ': boolean, 3i, 3u or a float. */
-static int take_scalar(struct influx_cursor *c, struct cg_field *f)
+static int take_scalar(struct parse_cursor *c, struct cg_field *f)
 {
 	char *s = c->p;
 	size_t len;
@@ -170,7 +145,7 @@ static int take_scalar(struct influx_cursor *c, struct cg_field *f)
 		c->p++;
 	len = (size_t)(c->p - s);
 	if (len == 0)
-		return fail(c, "a field value is missing");
+		return parse_fail(c, "a field value is missing");
 	if (is_word(s, len, true_words) || is_word(s, len, false_words)) {
 		f->type = CG_FIELD_BOOL;
 		f->value.b = is_word(s, len, true_words);
@@ -179,36 +154,36 @@ static int take_scalar(struct influx_cursor *c, struct cg_field *f)
 	if (s[len - 1] == 'i' && is_integer_text(s, len - 1, true)) {
 		f->type = CG_FIELD_I64;
 		if (number_to_i64(s, len - 1, &f->value.i64) < 0)
-			return fail(c, "the integer does not fit in 64 bits");
+			return parse_fail(c, "the integer does not fit in 64 bits");
 		return 0;
 	}
 	if (s[len - 1] == 'u' && is_integer_text(s, len - 1, false)) {
 		f->type = CG_FIELD_I64;
 		if (number_to_u64(s, len - 1, &u) < 0 || u > INT64_MAX)
-			return fail(c, "the unsigned integer is above 2^63-1");
+			return parse_fail(c, "the unsigned integer is above 2^63-1");
 		f->value.i64 = (int64_t)u;
 		return 0;
 	}
 	if (!is_float_text(s, len))
-		return fail(c, "\"%.*s\" is not a number, boolean or string",
-			    (int)(len < 40 ? len : 40), s);
+		return parse_fail(c, "\"%.*s\" is not a number, boolean or string",
+				  (int)(len < 40 ? len : 40), s);
 	f->type = CG_FIELD_F64;
 	if (number_to_f64(s, len, &f->value.f64) < 0)
-		return fail(c, "the number is too large for a double");
+		return parse_fail(c, "the number is too large for a double");
 	return 0;
 }
 
-static struct cg_field *next_field(struct influx_cursor *c, struct message *m)
+static struct cg_field *next_field(struct parse_cursor *c, struct message *m)
 {
 	if (m->reading.n_fields == CG_FIELDS_MAX) {
-		fail(c, "a reading has at most %d tags and fields", CG_FIELDS_MAX);
+		parse_fail(c, "a reading has at most %d tags and fields", CG_FIELDS_MAX);
 		return NULL;
 	}
 	return &m->fields[m->reading.n_fields];
 }
 
 /* "tag=value,..." after the measurement's comma, up to and including the space. */
-static int take_tags(struct influx_cursor *c, struct message *m)
+static int take_tags(struct parse_cursor *c, struct message *m)
 {
 	char stop = ',';
 
@@ -220,20 +195,20 @@ static int take_tags(struct influx_cursor *c, struct message *m)
 			return -EINVAL;
 		if (take_token(c, COMMA | EQUALS | SPACE, COMMA | EQUALS | SPACE, &key) != '=' ||
 		    !*key)
-			return fail(c, "a tag is key=value");
+			return parse_fail(c, "a tag is key=value");
 		stop = take_token(c, COMMA | EQUALS | SPACE, COMMA | SPACE, &value);
 		if (!*value)
-			return fail(c, "the tag \"%s\" has no value", key);
+			return parse_fail(c, "the tag \"%s\" has no value", key);
 		*f = (struct cg_field){ .name = key, .type = CG_FIELD_STRING, .value.str = value };
 		m->reading.n_fields++;
 	}
 	if (stop != ' ')
-		return fail(c, "the fields are missing");
+		return parse_fail(c, "the fields are missing");
 	return 0;
 }
 
 /* "field=value,..." at c->p; leaves c->p on the space before the timestamp, or end. */
-static int take_fields(struct influx_cursor *c, struct message *m)
+static int take_fields(struct parse_cursor *c, struct message *m)
 {
 	for (;;) {
 		struct cg_field *f = next_field(c, m);
@@ -243,7 +218,7 @@ static int take_fields(struct influx_cursor *c, struct message *m)
 			return -EINVAL;
 		if (take_token(c, COMMA | EQUALS | SPACE, COMMA | EQUALS | SPACE, &key) != '=' ||
 		    !*key)
-			return fail(c, "a field is key=value");
+			return parse_fail(c, "a field is key=value");
 		f->name = key;
 		if (c->p < c->end && *c->p == '"' ? take_string(c, f) < 0 : take_scalar(c, f) < 0)
 			return -EINVAL;
@@ -253,12 +228,12 @@ static int take_fields(struct influx_cursor *c, struct message *m)
 			continue;
 		}
 		if (c->p < c->end && *c->p != ' ')
-			return fail(c, "expected ',' or ' ' after a field value");
+			return parse_fail(c, "expected ',' or ' ' after a field value");
 		return 0;
 	}
 }
 
-static int take_timestamp(struct influx_cursor *c, enum influx_precision precision,
+static int take_timestamp(struct parse_cursor *c, enum influx_precision precision,
 			  struct message *m)
 {
 	static const int64_t per_ms[] = {
@@ -270,14 +245,14 @@ static int take_timestamp(struct influx_cursor *c, enum influx_precision precisi
 	while (c->p < c->end && *c->p != ' ')
 		c->p++;
 	if (!is_integer_text(s, (size_t)(c->p - s), true))
-		return fail(c, "the timestamp is not an integer");
+		return parse_fail(c, "the timestamp is not an integer");
 	if (s[0] == '-')
-		return fail(c, "the timestamp cannot be negative");
+		return parse_fail(c, "the timestamp cannot be negative");
 	if (number_to_i64(s, (size_t)(c->p - s), &ts) < 0)
-		return fail(c, "the timestamp does not fit in 64 bits");
+		return parse_fail(c, "the timestamp does not fit in 64 bits");
 	if (precision == INFLUX_S) {
 		if (ts > INT64_MAX / 1000)
-			return fail(c, "the timestamp is too large");
+			return parse_fail(c, "the timestamp is too large");
 		m->reading.timestamp_ms = ts * 1000;
 	} else {
 		m->reading.timestamp_ms = ts / per_ms[precision];
@@ -285,58 +260,51 @@ static int take_timestamp(struct influx_cursor *c, enum influx_precision precisi
 	return 0;
 }
 
-static void skip_spaces(struct influx_cursor *c)
+static void skip_spaces(struct parse_cursor *c)
 {
 	while (c->p < c->end && (*c->p == ' ' || *c->p == '\t'))
 		c->p++;
 }
 
-static int parse_line(char *line, size_t len, enum influx_precision precision, struct message *m,
-		      char *why, size_t why_size)
+static int parse_line(struct parse_cursor *cursor, struct message *m, const void *arg)
 {
-	struct influx_cursor c = { line, line + len, line, why, why_size };
+	const enum influx_precision *precision = arg;
+	struct parse_cursor c = *cursor;
 	char *measurement, stop;
 
-	m->reading = (struct cg_reading){ .fields = m->fields };
 	skip_spaces(&c);
 	if (c.p == c.end || *c.p == '#')
 		return PARSE_SKIP;
-	if (!utf8_is_valid(line, len)) {
-		snprintf(why, why_size, "not valid UTF-8");
+	if (!utf8_is_valid(c.start, (size_t)(c.end - c.start))) {
+		snprintf(c.why, c.why_size, "not valid UTF-8");
 		return -EINVAL;
 	}
 	stop = take_token(&c, COMMA | SPACE, COMMA | SPACE, &measurement);
 	if (!*measurement)
-		return fail(&c, "the measurement is missing");
+		return parse_fail(&c, "the measurement is missing");
 	m->reading.topic = measurement;
 	if (stop == ',' && take_tags(&c, m) < 0)
 		return -EINVAL;
 	if (stop == '\0')
-		return fail(&c, "the fields are missing");
+		return parse_fail(&c, "the fields are missing");
 	skip_spaces(&c);
 	if (take_fields(&c, m) < 0)
 		return -EINVAL;
 	skip_spaces(&c);
 	if (c.p < c.end) {
-		if (take_timestamp(&c, precision, m) < 0)
+		if (take_timestamp(&c, *precision, m) < 0)
 			return -EINVAL;
 		skip_spaces(&c);
 		if (c.p < c.end)
-			return fail(&c, "text after the timestamp");
+			return parse_fail(&c, "text after the timestamp");
 	}
-	return reading_validate(&m->reading, why, why_size);
+	return reading_validate(&m->reading, c.why, c.why_size);
 }
 
 int parse_influx(char *line, size_t len, enum influx_precision precision, struct message *m,
 		 char *why, size_t why_size)
 {
-	int r;
+	struct parse_cursor c = { line, line + len, line, "line protocol", why, why_size };
 
-	/* A NUL would cut a name or a value short where the reading is copied. */
-	if (memchr(line, '\0', len)) {
-		snprintf(why, why_size, "a NUL byte in the message");
-		return -EINVAL;
-	}
-	r = parse_line(line, len, precision, m, why, why_size);
-	return r < 0 ? message_reason_clean(why) : r;
+	return parse_message(&c, m, parse_line, &precision);
 }

@@ -21,32 +21,7 @@
 #include "reading.h"
 #include "utf8.h"
 
-struct json_cursor {
-	char *p;
-	char *end;
-	const char *start;
-	char *why;
-	size_t why_size;
-};
-
-static int fail(struct json_cursor *c, const char *format, ...)
-    __attribute__((format(printf, 2, 3)));
-
-static int fail(struct json_cursor *c, const char *format, ...)
-{
-	int n =
-	    snprintf(c->why, c->why_size, "invalid JSON at byte %zu: ", (size_t)(c->p - c->start));
-	va_list ap;
-
-	if (n >= 0 && (size_t)n < c->why_size) {
-		va_start(ap, format);
-		vsnprintf(c->why + n, c->why_size - (size_t)n, format, ap);
-		va_end(ap);
-	}
-	return -EINVAL;
-}
-
-static void skip_space(struct json_cursor *c)
+static void skip_space(struct parse_cursor *c)
 {
 	while (c->p < c->end && (*c->p == ' ' || *c->p == '\t' || *c->p == '\n' || *c->p == '\r'))
 		c->p++;
@@ -95,24 +70,24 @@ static char *put_utf8(char *w, unsigned cp)
 }
 
 /* One \uXXXX escape (a surrogate pair counts as one) at c->p, just after the "\u". */
-static int unicode_escape(struct json_cursor *c, unsigned *ret)
+static int unicode_escape(struct parse_cursor *c, unsigned *ret)
 {
 	unsigned cp, low;
 
 	if (c->end - c->p < 4 || hex4(c->p, &cp) < 0)
-		return fail(c, "\\u needs four hex digits");
+		return parse_fail(c, "\\u needs four hex digits");
 	c->p += 4;
 	if (cp >= 0xdc00 && cp <= 0xdfff)
-		return fail(c, "a low surrogate \\u%04x without a high one", cp);
+		return parse_fail(c, "a low surrogate \\u%04x without a high one", cp);
 	if (cp >= 0xd800 && cp <= 0xdbff) {
 		if (c->end - c->p < 6 || c->p[0] != '\\' || c->p[1] != 'u' ||
 		    hex4(c->p + 2, &low) < 0 || low < 0xdc00 || low > 0xdfff)
-			return fail(c, "a high surrogate \\u%04x without a low one", cp);
+			return parse_fail(c, "a high surrogate \\u%04x without a low one", cp);
 		c->p += 6;
 		cp = 0x10000 + ((cp - 0xd800) << 10) + (low - 0xdc00);
 	}
 	if (cp == 0)
-		return fail(c, "\\u0000 cannot be part of a string here");
+		return parse_fail(c, "\\u0000 cannot be part of a string here");
 	*ret = cp;
 	return 0;
 }
@@ -122,7 +97,7 @@ static int unicode_escape(struct json_cursor *c, unsigned *ret)
  * decoded bytes and their NUL fit where the quoted text was. The line was checked to
  * be UTF-8 as a whole, so bytes above 0x7f are copied as they are.
  */
-static int parse_string(struct json_cursor *c, char **ret)
+static int parse_string(struct parse_cursor *c, char **ret)
 {
 	char *w = ++c->p;
 
@@ -139,18 +114,18 @@ static int parse_string(struct json_cursor *c, char **ret)
 		w += q - c->p;
 		c->p = q;
 		if (c->p >= c->end)
-			return fail(c, "a string does not end");
+			return parse_fail(c, "a string does not end");
 		if (*c->p == '"') {
 			c->p++;
 			*w = '\0';
 			return 0;
 		}
 		if ((unsigned char)*c->p < 0x20)
-			return fail(c, "control character 0x%02x in a string",
-				    (unsigned char)*c->p);
+			return parse_fail(c, "control character 0x%02x in a string",
+					  (unsigned char)*c->p);
 		/* A backslash. */
 		if (++c->p >= c->end)
-			return fail(c, "a string does not end");
+			return parse_fail(c, "a string does not end");
 		switch (*c->p++) {
 		case '"':
 			*w++ = '"';
@@ -184,9 +159,9 @@ static int parse_string(struct json_cursor *c, char **ret)
 		default:
 			c->p--;
 			if (*c->p > ' ' && *c->p < 0x7f)
-				return fail(c, "unknown escape \\%c", *c->p);
-			return fail(c, "unknown escape: a backslash before byte 0x%02x",
-				    (unsigned char)*c->p);
+				return parse_fail(c, "unknown escape \\%c", *c->p);
+			return parse_fail(c, "unknown escape: a backslash before byte 0x%02x",
+					  (unsigned char)*c->p);
 		}
 	}
 }
@@ -197,7 +172,7 @@ static bool is_digit(char ch)
 }
 
 /* A JSON number at c->p: an i64 field when it has no fraction and no exponent. */
-static int parse_number(struct json_cursor *c, struct cg_field *f)
+static int parse_number(struct parse_cursor *c, struct cg_field *f)
 {
 	char *start = c->p;
 	bool integer = true;
@@ -205,11 +180,11 @@ static int parse_number(struct json_cursor *c, struct cg_field *f)
 	if (c->p < c->end && *c->p == '-')
 		c->p++;
 	if (c->p >= c->end || !is_digit(*c->p))
-		return fail(c, "a number needs digits");
+		return parse_fail(c, "a number needs digits");
 	if (*c->p == '0') {
 		c->p++;
 		if (c->p < c->end && is_digit(*c->p))
-			return fail(c, "a number cannot start with 0");
+			return parse_fail(c, "a number cannot start with 0");
 	} else {
 		while (c->p < c->end && is_digit(*c->p))
 			c->p++;
@@ -218,7 +193,7 @@ static int parse_number(struct json_cursor *c, struct cg_field *f)
 		integer = false;
 		c->p++;
 		if (c->p >= c->end || !is_digit(*c->p))
-			return fail(c, "a digit must follow the decimal point");
+			return parse_fail(c, "a digit must follow the decimal point");
 		while (c->p < c->end && is_digit(*c->p))
 			c->p++;
 	}
@@ -228,24 +203,24 @@ static int parse_number(struct json_cursor *c, struct cg_field *f)
 		if (c->p < c->end && (*c->p == '+' || *c->p == '-'))
 			c->p++;
 		if (c->p >= c->end || !is_digit(*c->p))
-			return fail(c, "an exponent needs digits");
+			return parse_fail(c, "an exponent needs digits");
 		while (c->p < c->end && is_digit(*c->p))
 			c->p++;
 	}
 	if (integer) {
 		f->type = CG_FIELD_I64;
 		if (number_to_i64(start, (size_t)(c->p - start), &f->value.i64) < 0)
-			return fail(c, "the integer %.*s does not fit in 64 bits",
-				    (int)(c->p - start < 40 ? c->p - start : 40), start);
+			return parse_fail(c, "the integer %.*s does not fit in 64 bits",
+					  (int)(c->p - start < 40 ? c->p - start : 40), start);
 		return 0;
 	}
 	f->type = CG_FIELD_F64;
 	if (number_to_f64(start, (size_t)(c->p - start), &f->value.f64) < 0)
-		return fail(c, "the number is too large for a double");
+		return parse_fail(c, "the number is too large for a double");
 	return 0;
 }
 
-static bool take_word(struct json_cursor *c, const char *word, size_t len)
+static bool take_word(struct parse_cursor *c, const char *word, size_t len)
 {
 	if ((size_t)(c->end - c->p) < len || memcmp(c->p, word, len) != 0)
 		return false;
@@ -253,12 +228,12 @@ static bool take_word(struct json_cursor *c, const char *word, size_t len)
 	return true;
 }
 
-static int parse_value(struct json_cursor *c, struct cg_field *f)
+static int parse_value(struct parse_cursor *c, struct cg_field *f)
 {
 	char *str;
 
 	if (c->p >= c->end)
-		return fail(c, "a value is missing");
+		return parse_fail(c, "a value is missing");
 	switch (*c->p) {
 	case '"':
 		f->type = CG_FIELD_STRING;
@@ -276,30 +251,30 @@ static int parse_value(struct json_cursor *c, struct cg_field *f)
 	case 'n':
 		if (take_word(c, "null", 4)) {
 			c->p -= 4;
-			return fail(c, "null is not a value a reading can hold");
+			return parse_fail(c, "null is not a value a reading can hold");
 		}
 		break;
 	case '{':
 	case '[':
-		return fail(c, "nested objects and arrays are not supported");
+		return parse_fail(c, "nested objects and arrays are not supported");
 	default:
 		if (*c->p == '-' || is_digit(*c->p))
 			return parse_number(c, f);
 		break;
 	}
-	return fail(c, "expected a value");
+	return parse_fail(c, "expected a value");
 }
 
 /* The "topic" member: a string; the rules are checked with the reading's. */
-static int take_topic(struct json_cursor *c, struct message *m, bool *seen)
+static int take_topic(struct parse_cursor *c, struct message *m, bool *seen)
 {
 	char *topic;
 
 	if (*seen)
-		return fail(c, "\"topic\" appears twice");
+		return parse_fail(c, "\"topic\" appears twice");
 	*seen = true;
 	if (c->p >= c->end || *c->p != '"')
-		return fail(c, "\"topic\" must be a string");
+		return parse_fail(c, "\"topic\" must be a string");
 	if (parse_string(c, &topic) < 0)
 		return -EINVAL;
 	m->reading.topic = topic;
@@ -307,33 +282,34 @@ static int take_topic(struct json_cursor *c, struct message *m, bool *seen)
 }
 
 /* The "ts" member: whole milliseconds since the epoch. */
-static int take_timestamp(struct json_cursor *c, struct message *m, bool *seen)
+static int take_timestamp(struct parse_cursor *c, struct message *m, bool *seen)
 {
 	struct cg_field f;
 
 	if (*seen)
-		return fail(c, "\"ts\" appears twice");
+		return parse_fail(c, "\"ts\" appears twice");
 	*seen = true;
 	if (c->p >= c->end || !(*c->p == '-' || is_digit(*c->p)) || parse_number(c, &f) < 0 ||
 	    f.type != CG_FIELD_I64)
-		return fail(c, "\"ts\" must be an integer number of milliseconds since the epoch");
+		return parse_fail(
+		    c, "\"ts\" must be an integer number of milliseconds since the epoch");
 	if (f.value.i64 < 0)
-		return fail(c, "\"ts\" cannot be negative");
+		return parse_fail(c, "\"ts\" cannot be negative");
 	m->reading.timestamp_ms = f.value.i64;
 	return 0;
 }
 
-static int parse_member(struct json_cursor *c, struct message *m, bool *seen_topic, bool *seen_ts)
+static int parse_member(struct parse_cursor *c, struct message *m, bool *seen_topic, bool *seen_ts)
 {
 	char *name;
 
 	if (c->p >= c->end || *c->p != '"')
-		return fail(c, "expected a member name in quotes");
+		return parse_fail(c, "expected a member name in quotes");
 	if (parse_string(c, &name) < 0)
 		return -EINVAL;
 	skip_space(c);
 	if (c->p >= c->end || *c->p != ':')
-		return fail(c, "expected ':' after a member name");
+		return parse_fail(c, "expected ':' after a member name");
 	c->p++;
 	skip_space(c);
 	if (strcmp(name, "topic") == 0)
@@ -341,7 +317,7 @@ static int parse_member(struct json_cursor *c, struct message *m, bool *seen_top
 	if (strcmp(name, "ts") == 0)
 		return take_timestamp(c, m, seen_ts);
 	if (m->reading.n_fields == CG_FIELDS_MAX)
-		return fail(c, "a reading has at most %d fields", CG_FIELDS_MAX);
+		return parse_fail(c, "a reading has at most %d fields", CG_FIELDS_MAX);
 	m->fields[m->reading.n_fields].name = name;
 	if (parse_value(c, &m->fields[m->reading.n_fields]) < 0)
 		return -EINVAL;
@@ -349,21 +325,21 @@ static int parse_member(struct json_cursor *c, struct message *m, bool *seen_top
 	return 0;
 }
 
-static int parse_line(char *line, size_t len, struct message *m, char *why, size_t why_size)
+static int parse_line(struct parse_cursor *cursor, struct message *m, const void *arg)
 {
-	struct json_cursor c = { line, line + len, line, why, why_size };
+	struct parse_cursor c = *cursor;
 	bool seen_topic = false, seen_ts = false;
 
-	m->reading = (struct cg_reading){ .fields = m->fields };
+	(void)arg;
 	skip_space(&c);
 	if (c.p == c.end)
 		return PARSE_SKIP;
-	if (!utf8_is_valid(line, len)) {
-		snprintf(why, why_size, "not valid UTF-8");
+	if (!utf8_is_valid(c.start, (size_t)(c.end - c.start))) {
+		snprintf(c.why, c.why_size, "not valid UTF-8");
 		return -EINVAL;
 	}
 	if (*c.p != '{')
-		return fail(&c, "a message is one object, {...}");
+		return parse_fail(&c, "a message is one object, {...}");
 	c.p++;
 	skip_space(&c);
 	if (c.p < c.end && *c.p == '}') {
@@ -382,28 +358,22 @@ static int parse_line(char *line, size_t len, struct message *m, char *why, size
 				c.p++;
 				break;
 			}
-			return fail(&c, "expected ',' or '}'");
+			return parse_fail(&c, "expected ',' or '}'");
 		}
 	}
 	skip_space(&c);
 	if (c.p != c.end)
-		return fail(&c, "text after the object");
+		return parse_fail(&c, "text after the object");
 	if (m->reading.n_fields == 0) {
-		snprintf(why, why_size, "the message has no fields");
+		snprintf(c.why, c.why_size, "the message has no fields");
 		return -EINVAL;
 	}
-	return reading_validate(&m->reading, why, why_size);
+	return reading_validate(&m->reading, c.why, c.why_size);
 }
 
 int parse_json(char *line, size_t len, struct message *m, char *why, size_t why_size)
 {
-	int r;
+	struct parse_cursor c = { line, line + len, line, "JSON", why, why_size };
 
-	/* A NUL would cut a name or a value short where the reading is copied. */
-	if (memchr(line, '\0', len)) {
-		snprintf(why, why_size, "a NUL byte in the message");
-		return -EINVAL;
-	}
-	r = parse_line(line, len, m, why, why_size);
-	return r < 0 ? message_reason_clean(why) : r;
+	return parse_message(&c, m, parse_line, NULL);
 }

@@ -30,6 +30,7 @@ from pathlib import Path
 import pytest
 
 from conftest import COAPGATED, PLUGIN_DIR, Daemon
+from uplink import wait_until  # noqa: F401 (the tests import it from here)
 
 COAPGATECTL = os.environ.get("COAPGATECTL") or str(
     Path(COAPGATED).resolve().parents[1] / "ctl" / "coapgatectl")
@@ -45,19 +46,6 @@ NO_UPLINK = {"enabled": False}
 REJECTED = re.compile(r"^(?P<level>\w+): (?P<instance>[^:]+): rejected a message from "
                       r"pid (?P<pid>\d+) uid (?P<uid>\d+) \((?P<count>\d+) rejected so "
                       r"far\): (?P<reason>.+)$")
-
-
-def wait_until(condition, timeout, what, interval=0.02):
-    """Poll condition() until it returns something true; returns that."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            text = what() if callable(what) else what
-            raise AssertionError(f"timed out after {timeout} s waiting for {text}")
-        time.sleep(interval)
 
 
 # --------------------------------------------------------------------------------------

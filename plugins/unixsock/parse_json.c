@@ -4,9 +4,9 @@
  * README.md for the mapping.
  *
  * Why not jansson, the project's JSON library: it builds a tree of allocated values
- * for every line and took 1.3 µs per three-field line here, more than the whole budget
- * of a reading at the target of a million a second (docs/BENCHMARKS.md has the
- * measurement). A reading is one flat object, so this parser handles exactly that and
+ * for every line and took about 1.1 µs per three-field line here, ten times this
+ * parser and more than the whole budget of a reading at the target of a million a
+ * second (docs/BENCHMARKS.md, json_parse_bench). A reading is one flat object, so this parser handles exactly that and
  * rejects everything else; tests/fuzz/fuzz_unixsock_json.c checks it against jansson.
  */
 #include "message.h"

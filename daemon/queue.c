@@ -208,15 +208,23 @@ fail:
 	return r;
 }
 
-static void log_dropped(struct queue *q, const char *what, uint64_t n, uint64_t first,
-			uint64_t last)
+/* Drops share one rate limit: true when the next drop message may be logged. */
+static bool drop_log_allowed(struct queue *q)
 {
 	unsigned long suppressed;
 
 	if (!ratelimit_test(&q->drop_log, now_monotonic_usec(), &suppressed))
-		return;
+		return false;
 	if (suppressed)
 		log_warning("queue: %lu more drop messages suppressed", suppressed);
+	return true;
+}
+
+static void log_dropped(struct queue *q, const char *what, uint64_t n, uint64_t first,
+			uint64_t last)
+{
+	if (!drop_log_allowed(q))
+		return;
 	if (first)
 		log_warning("queue full: dropped %" PRIu64 " %s readings (seq %" PRIu64 "..%" PRIu64
 			    ")",
@@ -227,12 +235,8 @@ static void log_dropped(struct queue *q, const char *what, uint64_t n, uint64_t 
 
 static void log_block_timeout(struct queue *q, uint64_t n)
 {
-	unsigned long suppressed;
-
-	if (!ratelimit_test(&q->drop_log, now_monotonic_usec(), &suppressed))
+	if (!drop_log_allowed(q))
 		return;
-	if (suppressed)
-		log_warning("queue: %lu more drop messages suppressed", suppressed);
 	log_warning("queue full: an input waited block_timeout for room (%" PRIu64
 		    " times so far); it holds its readings back or drops them",
 		    n);
@@ -589,8 +593,7 @@ static bool is_unwritten(const struct queue *q, uint64_t after, uint64_t seq)
 	return false;
 }
 
-int queue_wait_durable_since(struct queue *q, uint64_t after, uint64_t seq,
-			     uint64_t timeout_usec)
+int queue_wait_durable_since(struct queue *q, uint64_t after, uint64_t seq, uint64_t timeout_usec)
 {
 	struct timespec ts = timespec_from_usec(now_monotonic_usec() + timeout_usec);
 	int r = 0;

@@ -115,8 +115,7 @@ int queue_wait_durable(struct queue *q, uint64_t seq, uint64_t timeout_usec);
 
 /* The same, and -ENOSPC when any seq in (after, seq] was lost that way: durable_seq
  * passes a lost batch, so "seq is durable" alone does not vouch for the seqs before. */
-int queue_wait_durable_since(struct queue *q, uint64_t after, uint64_t seq,
-			     uint64_t timeout_usec);
+int queue_wait_durable_since(struct queue *q, uint64_t after, uint64_t seq, uint64_t timeout_usec);
 
 /* An eventfd that becomes readable when durable data was added; the consumer reads it
  * (to reset it) before calling queue_read(). */

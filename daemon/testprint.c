@@ -71,8 +71,7 @@ static int test_printer_emit(void *userdata, const char *input, const struct cg_
 }
 
 /* Printed is as durable as --test gets. */
-static int test_printer_wait(void *userdata, uint64_t after, uint64_t token,
-			     uint64_t timeout_usec)
+static int test_printer_wait(void *userdata, uint64_t after, uint64_t token, uint64_t timeout_usec)
 {
 	(void)userdata;
 	(void)after;

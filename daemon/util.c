@@ -110,4 +110,3 @@ int hex_digit_value(char c)
 		return c - 'A' + 10;
 	return -1;
 }
-

@@ -7,9 +7,7 @@
 #include "unixsock.h"
 
 #include <errno.h>
-#include <inttypes.h>
 #include <poll.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -51,21 +49,16 @@ static int take_datagram(struct unixsock *u, int fd, char *buf, size_t size)
 	if (n < 0)
 		return errno == EAGAIN || errno == EINTR ? 0 : -errno;
 	peer = credentials_of(&mh);
-	if ((uint64_t)n > u->conf->max_message + 2) {
-		snprintf(why, sizeof(why), "message longer than %" PRIu64 " bytes",
-			 u->conf->max_message);
-		ingest_reject(u, peer, why);
-		return 1;
+	/* A newline (or CRLF) at the end is the sender's habit, not part of the message.
+	 * A datagram longer than that did not fit the buffer: too long in any case. */
+	if ((uint64_t)n <= u->conf->max_message + 2) {
+		if (n && buf[n - 1] == '\n')
+			n--;
+		if (n && buf[n - 1] == '\r')
+			n--;
 	}
-	/* A newline (or CRLF) at the end is the sender's habit, not part of the message. */
-	if (n && buf[n - 1] == '\n')
-		n--;
-	if (n && buf[n - 1] == '\r')
-		n--;
 	if ((uint64_t)n > u->conf->max_message) {
-		snprintf(why, sizeof(why), "message longer than %" PRIu64 " bytes",
-			 u->conf->max_message);
-		ingest_reject(u, peer, why);
+		ingest_reject_too_long(u, peer, why, sizeof(why));
 		return 1;
 	}
 	if (ingest(u, buf, (size_t)n, peer, &token, why, sizeof(why)) == INGEST_STOPPED)

@@ -26,6 +26,13 @@ void ingest_reject(struct unixsock *u, const struct ucred *peer, const char *why
 			       u->rejected, why);
 }
 
+void ingest_reject_too_long(struct unixsock *u, const struct ucred *peer, char *why,
+			    size_t why_size)
+{
+	snprintf(why, why_size, "message longer than %" PRIu64 " bytes", u->conf->max_message);
+	ingest_reject(u, peer, why);
+}
+
 static void set_blocked(struct unixsock *u, bool blocked)
 {
 	if (u->blocked == blocked)

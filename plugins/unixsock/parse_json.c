@@ -69,7 +69,8 @@ static char *put_utf8(char *w, unsigned cp)
 	return w;
 }
 
-/* One \uXXXX escape (a surrogate pair counts as one) at c->p, just after the "\u". */
+/* One \u escape of four hex digits (a surrogate pair counts as one) at c->p, just
+ * after the "\u". */
 static int unicode_escape(struct parse_cursor *c, unsigned *ret)
 {
 	unsigned cp, low;

@@ -262,9 +262,7 @@ static void reject_too_long(struct stream *s, struct client *c)
 {
 	char why[MESSAGE_WHY_MAX];
 
-	snprintf(why, sizeof(why), "message longer than %" PRIu64 " bytes",
-		 s->u->conf->max_message);
-	ingest_reject(s->u, &c->peer, why);
+	ingest_reject_too_long(s->u, &c->peer, why, sizeof(why));
 	answer(s, c, "error %s", why);
 }
 

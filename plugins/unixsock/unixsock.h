@@ -68,6 +68,10 @@ enum ingest_result ingest(struct unixsock *u, char *msg, size_t len, const struc
 /* Count and log (rate-limited by the daemon) a message rejected before parsing. */
 void ingest_reject(struct unixsock *u, const struct ucred *peer, const char *why);
 
+/* The same for a message longer than max_message; the reason is left in why. */
+void ingest_reject_too_long(struct unixsock *u, const struct ucred *peer, char *why,
+			    size_t why_size);
+
 int stream_run(struct unixsock *u);
 int dgram_run(struct unixsock *u);
 

@@ -23,15 +23,7 @@
 #include <zlib.h>
 
 #include "queue_format.h"
-
-#define CHECK(cond)                                                                             \
-	do {                                                                                    \
-		if (!(cond)) {                                                                  \
-			fprintf(stderr, "fuzz_checkpoint: %s:%d: check failed: %s\n", __FILE__, \
-				__LINE__, #cond);                                               \
-			abort();                                                                \
-		}                                                                               \
-	} while (0)
+#include "fuzz_check.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

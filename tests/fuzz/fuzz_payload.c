@@ -16,15 +16,7 @@
 #include <string.h>
 
 #include "queue_format.h"
-
-#define CHECK(cond)                                                                          \
-	do {                                                                                 \
-		if (!(cond)) {                                                               \
-			fprintf(stderr, "fuzz_payload: %s:%d: check failed: %s\n", __FILE__, \
-				__LINE__, #cond);                                            \
-			abort();                                                             \
-		}                                                                            \
-	} while (0)
+#include "fuzz_check.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -41,33 +33,6 @@ static void check_reading(const struct cg_reading *r)
 			CHECK(f->value.b == 0 || f->value.b == 1);
 		if (f->type == CG_FIELD_STRING)
 			CHECK(f->value.str && strlen(f->value.str) <= CG_STRING_MAX);
-	}
-}
-
-static void check_equal(const struct cg_reading *a, const struct cg_reading *b)
-{
-	CHECK(a->timestamp_ms == b->timestamp_ms);
-	CHECK(strcmp(a->topic, b->topic) == 0);
-	CHECK(a->n_fields == b->n_fields);
-	for (size_t i = 0; i < a->n_fields; i++) {
-		const struct cg_field *x = &a->fields[i], *y = &b->fields[i];
-
-		CHECK(strcmp(x->name, y->name) == 0);
-		CHECK(x->type == y->type);
-		switch (x->type) {
-		case CG_FIELD_F64:
-			CHECK(memcmp(&x->value.f64, &y->value.f64, sizeof(double)) == 0);
-			break;
-		case CG_FIELD_I64:
-			CHECK(x->value.i64 == y->value.i64);
-			break;
-		case CG_FIELD_BOOL:
-			CHECK(x->value.b == y->value.b);
-			break;
-		case CG_FIELD_STRING:
-			CHECK(strcmp(x->value.str, y->value.str) == 0);
-			break;
-		}
 	}
 }
 
@@ -117,7 +82,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	for (size_t i = 0; i < n; i++) {
 		CHECK(queue_decoder_next(&in, &r) == 1);
 		CHECK(queue_decoder_next(&again, &r2) == 1);
-		check_equal(&r, &r2);
+		check_readings_equal(&r, &r2);
 	}
 	CHECK(queue_decoder_next(&again, &r2) == 0);
 

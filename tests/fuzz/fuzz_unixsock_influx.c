@@ -30,26 +30,9 @@
 
 #include "message.h"
 #include "reading.h"
-
-#define CHECK(cond)                                                                        \
-	do {                                                                               \
-		if (!(cond)) {                                                             \
-			fprintf(stderr, "fuzz_unixsock_influx: %s:%d: check failed: %s\n", \
-				__FILE__, __LINE__, #cond);                                \
-			abort();                                                           \
-		}                                                                          \
-	} while (0)
+#include "fuzz_check.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-/* A reason is one line of text: it goes into the answer "error <reason>\n" and the log. */
-static bool is_printable(const char *s)
-{
-	for (; *s; s++)
-		if ((unsigned char)*s < 0x20 || *s == 0x7f)
-			return false;
-	return true;
-}
 
 /* A line written back: the longest reading is far below this. */
 #define OUT_MAX (1 << 16)
@@ -171,33 +154,6 @@ static enum influx_precision serialise(const struct cg_reading *r, enum influx_p
 	return p;
 }
 
-static void check_equal(const struct cg_reading *a, const struct cg_reading *b)
-{
-	CHECK(a->timestamp_ms == b->timestamp_ms);
-	CHECK(a->topic && b->topic && strcmp(a->topic, b->topic) == 0);
-	CHECK(a->n_fields == b->n_fields);
-	for (size_t i = 0; i < a->n_fields; i++) {
-		const struct cg_field *x = &a->fields[i], *y = &b->fields[i];
-
-		CHECK(strcmp(x->name, y->name) == 0);
-		CHECK(x->type == y->type);
-		switch (x->type) {
-		case CG_FIELD_F64:
-			CHECK(memcmp(&x->value.f64, &y->value.f64, sizeof(double)) == 0);
-			break;
-		case CG_FIELD_I64:
-			CHECK(x->value.i64 == y->value.i64);
-			break;
-		case CG_FIELD_BOOL:
-			CHECK(x->value.b == y->value.b);
-			break;
-		case CG_FIELD_STRING:
-			CHECK(strcmp(x->value.str, y->value.str) == 0);
-			break;
-		}
-	}
-}
-
 static char *copy_line(const uint8_t *data, size_t len, char after)
 {
 	char *line = malloc(len + 1);
@@ -264,7 +220,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		CHECK(m.reading.fields == m.fields);
 		CHECK(m.reading.topic);
 		CHECK(!memchr(data, '\0', len));
-		check_equal(&m.reading, &m2.reading);
+		check_readings_equal(&m.reading, &m2.reading);
 
 		/* Round trip. */
 		o.buf = malloc(OUT_MAX);
@@ -275,7 +231,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			fprintf(stderr, "the line written back, \"%.*s\", is refused: %s\n",
 				(int)o.len, o.buf, why);
 		CHECK(ret2 == PARSE_READING);
-		check_equal(&m.reading, &again.reading);
+		check_readings_equal(&m.reading, &again.reading);
 		free(o.buf);
 	}
 	free(small);

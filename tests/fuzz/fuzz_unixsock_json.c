@@ -37,26 +37,9 @@
 #include "message.h"
 #include "reading.h"
 #include "topic.h"
-
-#define CHECK(cond)                                                                                \
-	do {                                                                                       \
-		if (!(cond)) {                                                                     \
-			fprintf(stderr, "fuzz_unixsock_json: %s:%d: check failed: %s\n", __FILE__, \
-				__LINE__, #cond);                                                  \
-			abort();                                                                   \
-		}                                                                                  \
-	} while (0)
+#include "fuzz_check.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-/* A reason is one line of text: it goes into the answer "error <reason>\n" and the log. */
-static bool is_printable(const char *s)
-{
-	for (; *s; s++)
-		if ((unsigned char)*s < 0x20 || *s == 0x7f)
-			return false;
-	return true;
-}
 
 static bool is_json_space(char ch)
 {

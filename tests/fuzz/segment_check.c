@@ -50,6 +50,7 @@
 
 #include "log.h"
 #include "queue.h"
+#include "fuzz_check.h"
 #include "queue_format.h"
 
 #define PREFIX_LEN   8
@@ -76,15 +77,6 @@ struct seqs {
 	uint32_t *digest;
 	size_t n, cap;
 };
-
-#define CHECK(cond)                                                                           \
-	do {                                                                                  \
-		if (!(cond)) {                                                                \
-			fprintf(stderr, "segment_check: %s:%d: check failed: %s\n", __FILE__, \
-				__LINE__, #cond);                                             \
-			abort();                                                              \
-		}                                                                             \
-	} while (0)
 
 void segment_check_init(void)
 {

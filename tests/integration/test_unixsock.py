@@ -41,7 +41,7 @@ import pytest
 
 from conftest import PLUGIN_DIR, run
 from unixsock import gate, sockdir  # noqa: F401  (fixtures)
-from unixsock import (INSTANCE, TOPIC, DatagramClient, Peer, config_text,
+from unixsock import (INSTANCE, TOPIC, DatagramClient, Peer, answer_lines, config_text,
                       connect_stream, json_line, padded_json, queue_dump, typed,
                       unixsock_input, wait_until)
 
@@ -681,17 +681,10 @@ def test_flooding_client_does_not_starve_a_slow_one(gate):
             pass
 
     def drain():  # the flooder reads its answers, so it is never held back for them
-        buf = b""
         try:
-            while True:
-                data = flooder.sock.recv(65536)
-                if not data:
-                    return
-                buf += data
-                *lines, buf = buf.split(b"\n")
-                for line in lines:
-                    assert line.startswith(b"ok "), line
-                    acked[0] += int(line[3:])
+            for line in answer_lines(flooder.sock):
+                assert line.startswith(b"ok "), line
+                acked[0] += int(line[3:])
         except OSError:
             pass
 

@@ -30,6 +30,7 @@ from pathlib import Path
 import pytest
 
 from conftest import COAPGATED, PLUGIN_DIR, Daemon
+from uplink import conf_group, conf_settings
 from uplink import wait_until  # noqa: F401 (the tests import it from here)
 
 COAPGATECTL = os.environ.get("COAPGATECTL") or str(
@@ -52,38 +53,23 @@ REJECTED = re.compile(r"^(?P<level>\w+): (?P<instance>[^:]+): rejected a message
 # Configuration
 
 
-def conf_value(v):
-    """A Python value as a libconfig scalar."""
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, int):
-        return f"{v}L" if not -2**31 <= v < 2**31 else str(v)
-    if isinstance(v, (str, Path)):
-        return json.dumps(str(v))
-    raise TypeError(v)
-
-
-def settings_text(settings):
-    return " ".join(f"{k} = {conf_value(v)};" for k, v in settings.items() if v is not None)
-
-
 def unixsock_input(path, name=INSTANCE, topic=TOPIC, **options):
     """One unixsock instance as a libconfig group; options are the plugin's (mode,
     format, ack, socket_mode, group, max_message, max_clients, precision) or the
     common ones (restart_backoff_min, ...). A None value leaves a key out."""
     s = dict(name=name, plugin="unixsock", topic=topic, path=str(path))
     s.update(options)
-    return "{ " + settings_text(s) + " }"
+    return "{ " + conf_settings(s) + " }"
 
 
 def config_text(inputs, state_dir, queue=None, daemon=None, uplink=None):
     """A whole configuration: logs on stderr at info, no uplink unless told."""
     d = dict(state_dir=str(state_dir), log_target="stderr", log_level="info")
     d.update(daemon or {})
-    text = f"daemon: {{ {settings_text(d)} }};\n"
+    text = conf_group("daemon", d)
     if queue:
-        text += f"queue: {{ {settings_text(queue)} }};\n"
-    text += f"uplink: {{ {settings_text(uplink or NO_UPLINK)} }};\n"
+        text += conf_group("queue", queue)
+    text += conf_group("uplink", uplink or NO_UPLINK)
     return text + "inputs = (\n  " + ",\n  ".join(inputs) + "\n);\n"
 
 
@@ -180,6 +166,19 @@ class Client:
 
     def close(self):
         self.sock.close()
+
+
+def answer_lines(sock, bufsize=65536):
+    """Yield each answer line of a connection, without its newline, until it closes.
+    A reader thread's loop; socket errors are the caller's."""
+    buf = b""
+    while True:
+        data = sock.recv(bufsize)
+        if not data:
+            return
+        buf += data
+        *lines, buf = buf.split(b"\n")
+        yield from lines
 
 
 def connect_stream(path, timeout=10):

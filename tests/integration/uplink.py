@@ -251,9 +251,13 @@ def conf_value(v):
     raise TypeError(v)
 
 
+def conf_settings(settings):
+    """A dict as the body of a libconfig group; a None value leaves a key out."""
+    return " ".join(f"{k} = {conf_value(v)};" for k, v in settings.items() if v is not None)
+
+
 def conf_group(name, settings):
-    body = " ".join(f"{k} = {conf_value(v)};" for k, v in settings.items() if v is not None)
-    return f"{name}: {{ {body} }};\n"
+    return f"{name}: {{ {conf_settings(settings)} }};\n"
 
 
 def uplink_settings(emu, **overrides):
@@ -271,7 +275,7 @@ def counter_input(name="c", topic=TOPIC, **options):
     progress_file)."""
     s = dict(name=name, plugin="counter", topic=topic)
     s.update(options)
-    return "{ " + " ".join(f"{k} = {conf_value(v)};" for k, v in s.items()) + " }"
+    return "{ " + conf_settings(s) + " }"
 
 
 def gateway_config(state_dir, uplink, inputs, daemon=None, queue=None):

@@ -207,6 +207,10 @@ void input_get_stats(struct cg_instance *in, struct input_stats *ret)
 
 static int log_limited(struct cg_instance *in, int priority, int error, const char *file, int line,
 		       const char *func, const char *format, va_list ap)
+    __attribute__((format(printf, 7, 0)));
+
+static int log_limited(struct cg_instance *in, int priority, int error, const char *file, int line,
+		       const char *func, const char *format, va_list ap)
 {
 	unsigned long suppressed;
 

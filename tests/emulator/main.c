@@ -48,6 +48,8 @@ uint64_t emulator_now_us(const struct emulator *emu)
 	return now_monotonic_usec() + emu->clock_offset_us;
 }
 
+static void vlog(const char *format, va_list ap) __attribute__((format(printf, 1, 0)));
+
 static void vlog(const char *format, va_list ap)
 {
 	char line[2048];

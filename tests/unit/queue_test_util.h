@@ -366,7 +366,7 @@ static inline void qt_write_file(const char *path, const void *buf, size_t len, 
 
 static inline void qt_flip_bit(const char *path, size_t off, unsigned bit)
 {
-	uint8_t b;
+	uint8_t b = 0; /* fail_msg() does not return; clang cannot know */
 	int fd = open(path, O_RDWR | O_CLOEXEC);
 
 	if (fd < 0 || pread(fd, &b, 1, (off_t)off) != 1)

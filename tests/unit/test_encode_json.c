@@ -469,8 +469,8 @@ static const char *const strings[] = {
 	"caf\xc3\xa9",
 	"\xe2\x82\xac",
 	"\xf0\x9f\x98\x80",
-	"a much longer string value "
-	"that takes many bytes of the budget",
+	("a much longer string value "
+	 "that takes many bytes of the budget"),
 };
 
 static double random_f64(struct rng *g)

@@ -301,6 +301,7 @@ static void input_config_free(struct input_config *in)
 	if (in->plugin)
 		options_free(in->plugin->desc.options, in->plugin_conf);
 	free(in->plugin_conf);
+	options_origins_free(&in->plugin_conf_origins);
 	options_free(input_options, in);
 	free(in->file);
 }
@@ -358,12 +359,12 @@ static int parse_input(struct config *c, const config_setting_t *group, struct i
 		in->plugin_conf = xcalloc(1, d->conf_size ? d->conf_size : 1);
 		options_set_defaults(d->options, in->plugin_conf);
 		r = options_parse_group(d->options, group, in->plugin_conf, common_keys, true,
-					context);
+					context, &in->plugin_conf_origins);
 	}
 	/* Keys that are not common ones are the plugin's business: the pass above has
 	 * reported those it does not know, and without a usable plugin nobody can judge. */
 	other_keys = keys_not_in(group, input_options);
-	if (options_parse_group(input_options, group, in, other_keys, true, context) < 0 ||
+	if (options_parse_group(input_options, group, in, other_keys, true, context, NULL) < 0 ||
 	    !in->plugin)
 		r = -EINVAL;
 	if (in->name && !input_name_is_valid(in->name))
@@ -555,7 +556,7 @@ int config_load(const char *path, const char *plugin_dir, struct config **ret)
 	for (size_t i = 0; i < n; i++)
 		if (readable[i] &&
 		    options_parse_group(settings_table, config_root_setting(&files[i]),
-					&c->settings, skip_inputs, false, "") < 0 &&
+					&c->settings, skip_inputs, false, "", NULL) < 0 &&
 		    r == 0)
 			r = -EINVAL;
 	if (check_queue_settings(&c->settings.queue, files, readable, n) < 0 && r == 0)

@@ -18,6 +18,7 @@
 #include <stdio.h>
 
 #include "log.h"
+#include "options.h"
 #include "plugin.h"
 
 #ifndef COAPGATE_PLUGIN_DIR
@@ -97,8 +98,9 @@ struct input_config {
 	uint64_t restart_backoff_max_usec;
 	uint64_t restart_backoff_reset_usec;
 
-	const struct plugin *plugin; /* owned by the config's registry */
-	void *plugin_conf;	     /* filled from the plugin's option table */
+	const struct plugin *plugin;		    /* owned by the config's registry */
+	void *plugin_conf;			    /* filled from the plugin's option table */
+	struct options_origins plugin_conf_origins; /* where each of its values was set */
 
 	char *file; /* where the instance is defined */
 	unsigned line;

@@ -240,6 +240,38 @@ int cg_log_full(struct cg_instance *in, int priority, int error, const char *fil
 	return r;
 }
 
+static void log_conf_error(const char *const *fields, const char *format, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void log_conf_error(const char *const *fields, const char *format, ...)
+{
+	va_list ap;
+
+	va_start(ap, format);
+	log_internalv(LOG_ERR, 0, __FILE__, __LINE__, "cg_conf_error", NULL, fields, format, ap);
+	va_end(ap);
+}
+
+int cg_conf_error(struct cg_instance *in, const void *where, const char *format, ...)
+{
+	const struct options_origin *o =
+	    options_origins_find(&in->config->plugin_conf_origins, where);
+	char *input_field = xasprintf("COAPGATE_INPUT=%s", in->config->name);
+	const char *const fields[] = { input_field, NULL };
+	char message[1024];
+	va_list ap;
+
+	va_start(ap, format);
+	vsnprintf(message, sizeof(message), format, ap);
+	va_end(ap);
+	/* The shape of every other configuration error (options_error()), so that the
+	 * user reads them all alike, and the instance's journal field all the same. */
+	log_conf_error(fields, "%s:%u: input \"%s\": %s", o && o->file ? o->file : in->config->file,
+		       o ? o->line : in->config->line, in->config->name, message);
+	free(input_field);
+	return -EINVAL;
+}
+
 static int log_rejected(struct cg_instance *in, const char *format, ...)
     __attribute__((format(printf, 2, 3)));
 

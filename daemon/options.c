@@ -49,6 +49,74 @@ static size_t storage_size(const struct cg_option *opt)
 	return SIZE_MAX;
 }
 
+/* The bytes a value of opt occupies in its struct; a group spans its members. */
+static size_t value_size(const struct cg_option *opt)
+{
+	size_t end = 0;
+
+	if (opt->type != CG_OPT_GROUP)
+		return storage_size(opt);
+	for (const struct cg_option *o = opt->sub; o && o->key; o++)
+		end = MAX(end, o->offset + value_size(o));
+	return end;
+}
+
+/* Remember that [addr, addr + size) was written from setting s. */
+static void origins_add(struct options_origins *origins, const void *addr, size_t size,
+			const config_setting_t *s)
+{
+	const char *file = config_setting_source_file(s);
+	const char *interned = NULL;
+
+	if (!origins)
+		return;
+	for (size_t i = 0; file && i < origins->n_files && !interned; i++)
+		if (strcmp(origins->files[i], file) == 0)
+			interned = origins->files[i];
+	if (file && !interned) {
+		origins->files = xrealloc(origins->files, (origins->n_files + 1) * sizeof(char *));
+		interned = origins->files[origins->n_files++] = xstrdup(file);
+	}
+	origins->items =
+	    xrealloc(origins->items, (origins->count + 1) * sizeof(struct options_origin));
+	origins->items[origins->count++] = (struct options_origin){
+		.addr = addr,
+		.size = size,
+		.file = interned,
+		.line = config_setting_source_line(s),
+	};
+}
+
+const struct options_origin *options_origins_find(const struct options_origins *origins,
+						  const void *addr)
+{
+	const struct options_origin *best = NULL;
+	uintptr_t a = (uintptr_t)addr;
+
+	/* Settings are recorded outside in (a list element before its members), so on
+	 * equal sizes the later one is the inner one. */
+	for (size_t i = 0; origins && i < origins->count; i++) {
+		const struct options_origin *o = &origins->items[i];
+		uintptr_t start = (uintptr_t)o->addr;
+
+		if (a >= start && a - start < MAX(o->size, (size_t)1) &&
+		    (!best || o->size <= best->size))
+			best = o;
+	}
+	return best;
+}
+
+void options_origins_free(struct options_origins *origins)
+{
+	if (!origins)
+		return;
+	for (size_t i = 0; i < origins->n_files; i++)
+		free(origins->files[i]);
+	free(origins->files);
+	free(origins->items);
+	*origins = (struct options_origins){ 0 };
+}
+
 const char *options_type_name(enum cg_option_type type)
 {
 	switch (type) {
@@ -357,7 +425,8 @@ int options_check_table(const struct cg_option *table, size_t conf_size, const c
 }
 
 static int parse_setting(const struct cg_option *opt, const config_setting_t *s, void *dst,
-			 bool check_required, const char *context, const char *path);
+			 bool check_required, const char *context, const char *path,
+			 struct options_origins *origins);
 
 static bool is_skipped(const char *name, const char *const *skip_keys)
 {
@@ -381,7 +450,7 @@ static const char *first_required(const struct cg_option *table)
 
 static int parse_group_at(const struct cg_option *table, const config_setting_t *group, void *base,
 			  const char *const *skip_keys, bool check_required, const char *context,
-			  const char *prefix)
+			  const char *prefix, struct options_origins *origins)
 {
 	int r = 0;
 
@@ -401,7 +470,9 @@ static int parse_group_at(const struct cg_option *table, const config_setting_t 
 			continue;
 		}
 		path = xasprintf("%s%s", prefix, name);
-		if (parse_setting(opt, s, member(base, opt), check_required, context, path) < 0)
+		origins_add(origins, member(base, opt), value_size(opt), s);
+		if (parse_setting(opt, s, member(base, opt), check_required, context, path,
+				  origins) < 0)
 			r = -EINVAL;
 		free(path);
 	}
@@ -423,9 +494,10 @@ static int parse_group_at(const struct cg_option *table, const config_setting_t 
 }
 
 int options_parse_group(const struct cg_option *table, const config_setting_t *group, void *base,
-			const char *const *skip_keys, bool check_required, const char *context)
+			const char *const *skip_keys, bool check_required, const char *context,
+			struct options_origins *origins)
 {
-	return parse_group_at(table, group, base, skip_keys, check_required, context, "");
+	return parse_group_at(table, group, base, skip_keys, check_required, context, "", origins);
 }
 
 static int wrong_type(const struct cg_option *opt, const config_setting_t *s, const char *context,
@@ -464,7 +536,7 @@ static int parse_strings(const struct cg_option *opt, const config_setting_t *s,
 }
 
 static int parse_list(const struct cg_option *opt, const config_setting_t *s, void *dst,
-		      const char *context, const char *path)
+		      const char *context, const char *path, struct options_origins *origins)
 {
 	struct cg_list *v = dst;
 	int n = config_setting_length(s);
@@ -480,10 +552,12 @@ static int parse_list(const struct cg_option *opt, const config_setting_t *s, vo
 		char *prefix = xasprintf("%s[%d].", path, i);
 
 		options_set_defaults(opt->sub, elem);
+		origins_add(origins, elem, opt->elem_size, e);
 		if (!config_setting_is_group(e))
 			r = options_error(e, "%soption \"%s[%d]\": expected a group { ... }",
 					  context, path, i);
-		else if (parse_group_at(opt->sub, e, elem, NULL, true, context, prefix) < 0)
+		else if (parse_group_at(opt->sub, e, elem, NULL, true, context, prefix, origins) <
+			 0)
 			r = -EINVAL;
 		free(prefix);
 	}
@@ -501,7 +575,8 @@ static int parse_list(const struct cg_option *opt, const config_setting_t *s, vo
 }
 
 static int parse_setting(const struct cg_option *opt, const config_setting_t *s, void *dst,
-			 bool check_required, const char *context, const char *path)
+			 bool check_required, const char *context, const char *path,
+			 struct options_origins *origins)
 {
 	char why[WHY_MAX];
 	int type = config_setting_type(s);
@@ -555,14 +630,15 @@ static int parse_setting(const struct cg_option *opt, const config_setting_t *s,
 	case CG_OPT_STRINGS:
 		return parse_strings(opt, s, dst, context, path);
 	case CG_OPT_LIST:
-		return parse_list(opt, s, dst, context, path);
+		return parse_list(opt, s, dst, context, path, origins);
 	case CG_OPT_GROUP: {
 		char *prefix;
 
 		if (!config_setting_is_group(s))
 			return wrong_type(opt, s, context, path);
 		prefix = xasprintf("%s.", path);
-		r = parse_group_at(opt->sub, s, dst, NULL, check_required, context, prefix);
+		r = parse_group_at(opt->sub, s, dst, NULL, check_required, context, prefix,
+				   origins);
 		free(prefix);
 		return r;
 	}

@@ -65,17 +65,18 @@ struct sysinfo {
 /*
  * 5. init(): check what the option table cannot express, allocate, and do no I/O that
  *    depends on devices being present: `coapgated -t` calls init() to validate a
- *    configuration. Log through cg_log_*(), which names the instance for you.
+ *    configuration. Report a bad value with cg_conf_error(), giving the address of the
+ *    conf member: the daemon prints the FILE:LINE where the user wrote it. Log
+ *    anything else through cg_log_*(), which names the instance for you.
  */
 static int sysinfo_init(struct cg_instance *inst, const void *conf, void **ret_state)
 {
 	const struct sysinfo_conf *c = conf;
 	struct sysinfo *s;
 
-	if (c->disk_path[0] != '\0' && c->disk_path[0] != '/') {
-		cg_log_error(inst, "disk_path \"%s\" must be an absolute path", c->disk_path);
-		return -EINVAL;
-	}
+	if (c->disk_path[0] != '\0' && c->disk_path[0] != '/')
+		return cg_conf_error(inst, &c->disk_path,
+				     "disk_path \"%s\" must be an absolute path", c->disk_path);
 	s = calloc(1, sizeof(*s));
 	if (!s)
 		return -ENOMEM;

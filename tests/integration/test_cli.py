@@ -308,14 +308,18 @@ def test_plugin_init_refusal_exits_78_with_file_and_line(write_config):
     path = write_config(RELATIVE_DISK_PATH)
     r = check(path)
     assert_error_at(r, path, 2, 'plugin "sysinfo" refused its configuration')
-    assert 'disk_path "relative/path" must be an absolute path' in r.stderr
+    # cg_conf_error(): the plugin's own judgement, at the line of the value.
+    assert_error_at(r, path, 5,
+                    'input "a": disk_path "relative/path" must be an absolute path')
     assert r.stdout == ""
 
 
 def test_plugin_init_refusal_in_conf_d_names_that_file(write_config):
     path = write_config(SYSINFO_INPUT)
     conf_d = write_config(RELATIVE_DISK_PATH.replace('"a"', '"x"'), "conf.d/20-x.conf")
-    assert_error_at(check(path), conf_d, 2, 'plugin "sysinfo" refused its configuration')
+    r = check(path)
+    assert_error_at(r, conf_d, 2, 'plugin "sysinfo" refused its configuration')
+    assert_error_at(r, conf_d, 5, 'input "x": disk_path "relative/path" must be')
 
 
 def test_plugin_init_refusal_stops_a_normal_start(write_config):

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from conftest import COAPGATED, PLUGIN_DIR, SOURCE_DIR, TEST_PLUGIN_DIR
 
-HOST_API = {"cg_emit", "cg_emit_tracked", "cg_wait_durable", "cg_log_full", "cg_stop_fd", "cg_should_stop", "cg_sleep",
+HOST_API = {"cg_emit", "cg_emit_tracked", "cg_wait_durable", "cg_log_full", "cg_conf_error", "cg_stop_fd", "cg_should_stop", "cg_sleep",
             "cg_instance_name", "cg_instance_topic", "cg_time_ms"}
 
 # nm types of defined code: text (T), weak (W), indirect function (i).

@@ -17,6 +17,9 @@ static int abi_good_run(struct cg_instance *inst, void *state)
 	struct pollfd pfd = { .fd = cg_stop_fd(inst), .events = POLLIN };
 	uint64_t token;
 
+	/* Never true: the call is here so that cg_conf_error() must resolve too. */
+	if (!cg_instance_name(inst))
+		return cg_conf_error(inst, state, "the instance has no name");
 	cg_log_info(inst, "running as \"%s\" on topic \"%s\"", cg_instance_name(inst),
 		    cg_instance_topic(inst));
 	(void)cg_emit(inst, &reading);

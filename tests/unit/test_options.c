@@ -169,7 +169,7 @@ static int parse_with(const struct cg_option *tbl, const char *text, const char 
 	group = path ? config_lookup(&cf, path) : config_root_setting(&cf);
 	assert_non_null(group);
 	capture_start(&cap);
-	r = options_parse_group(tbl, group, base, skip_keys, check_required, "test: ");
+	r = options_parse_group(tbl, group, base, skip_keys, check_required, "test: ", NULL);
 	*ret_log = capture_stop(&cap);
 	config_destroy(&cf);
 	return r;
@@ -746,7 +746,7 @@ static void test_file_and_line(void **state)
 	assert_int_equal(config_read_file(&cf, path), CONFIG_TRUE);
 	init_conf(&c);
 	capture_start(&cap);
-	r = options_parse_group(table, config_root_setting(&cf), &c, NULL, true, "");
+	r = options_parse_group(table, config_root_setting(&cf), &c, NULL, true, "", NULL);
 	log = capture_stop(&cap);
 	assert_int_equal(r, -EINVAL);
 	snprintf(want, sizeof(want),
@@ -766,6 +766,69 @@ static void test_file_and_line(void **state)
 
 	options_free(table, &c);
 	config_destroy(&cf);
+	unlink(path);
+}
+
+/* Where each value came from: members, list elements, their members, a group's
+ * members; a value left at its default is found through what encloses it. */
+static void test_origins(void **state)
+{
+	char path[] = "/tmp/coapgate-test-options-XXXXXX";
+	const char *text = "flag = false;\n"	      /* 1 */
+			   "points = (\n"	      /* 2 */
+			   "  { address = \"a\";\n"   /* 3 */
+			   "    port = 7; },\n"	      /* 4 */
+			   "  {\n"		      /* 5 */
+			   "    address = \"b\"; }\n" /* 6 */
+			   ");\n"		      /* 7 */
+			   "inner = {\n"	      /* 8 */
+			   "  label = \"x\";\n"	      /* 9 */
+			   "};\n";		      /* 10 */
+	struct options_origins origins = { 0 };
+	const struct options_origin *o;
+	const struct point *p;
+	struct conf c;
+	config_t cf;
+	int fd;
+
+	fd = mkstemp(path);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+	close(fd);
+	config_init(&cf);
+	assert_int_equal(config_read_file(&cf, path), CONFIG_TRUE);
+	init_conf(&c);
+	assert_int_equal(
+	    options_parse_group(table, config_root_setting(&cf), &c, NULL, true, "", &origins), 0);
+	/* The names outlive libconfig's: they are copies. */
+	config_destroy(&cf);
+	p = c.points.items;
+
+#define LINE_OF(addr) ((o = options_origins_find(&origins, (addr))) ? (int)o->line : -1)
+	assert_int_equal(LINE_OF(&c.flag), 1);
+	assert_int_equal(LINE_OF(&c.points), 2);
+	assert_int_equal(LINE_OF(&p[0]), 3); /* the element: its address is its first member's */
+	assert_int_equal(LINE_OF(&p[0].address), 3);
+	assert_int_equal(LINE_OF(&p[0].port), 4);
+	assert_int_equal(LINE_OF(&p[0].enabled), 3); /* default: the element's line */
+	assert_int_equal(LINE_OF(&p[1]), 6); /* the same: the member at offset 0 is inner */
+	assert_int_equal(LINE_OF(&p[1].address), 6);
+	assert_int_equal(LINE_OF(&p[1].port), 5);
+	assert_int_equal(LINE_OF(&c.inner.label), 9);
+	assert_int_equal(LINE_OF(&c.inner.level), 8); /* default inside a group */
+	assert_int_equal(LINE_OF(&c.count), -1);      /* default, nothing encloses it */
+	assert_int_equal(LINE_OF(NULL), -1);
+#undef LINE_OF
+	o = options_origins_find(&origins, &p[1].address);
+	assert_string_equal(o->file, path);
+	/* Every value from one file: the name is kept once. */
+	assert_int_equal(origins.n_files, 1);
+
+	options_origins_free(&origins);
+	assert_int_equal(origins.count, 0);
+	assert_null(options_origins_find(&origins, &c.flag));
+	options_origins_free(NULL);
+	options_free(table, &c);
 	unlink(path);
 }
 
@@ -1045,6 +1108,7 @@ int main(void)
 		cmocka_unit_test(test_list_elements),
 		cmocka_unit_test(test_file_and_line),
 		cmocka_unit_test(test_check_table_errors),
+		cmocka_unit_test(test_origins),
 		cmocka_unit_test(test_check_table_defaults),
 		cmocka_unit_test(test_check_table_all_errors),
 		cmocka_unit_test(test_free_all),

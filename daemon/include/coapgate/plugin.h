@@ -11,7 +11,8 @@
  * Everything the plugin may call in the daemon is declared at the end of this file
  * (the cg_* host functions); nothing else of the daemon is visible to plugins.
  *
- * ABI history: 1.0 first release; 1.1 adds cg_emit_tracked() and cg_wait_durable().
+ * ABI history: 1.0 first release; 1.1 adds cg_emit_tracked() and cg_wait_durable();
+ * 1.2 adds cg_conf_error().
  *
  * ABI rules: within one major version, structs only grow at the end and enums only
  * gain values. A plugin built against a newer minor version than the daemon's is
@@ -32,7 +33,7 @@ extern "C" {
 #endif
 
 #define CG_ABI_MAJOR 1
-#define CG_ABI_MINOR 1
+#define CG_ABI_MINOR 2
 
 /* The name of the one symbol a plugin exports. */
 #define CG_PLUGIN_SYMBOL cg_plugin_descriptor
@@ -244,6 +245,20 @@ int cg_wait_durable(struct cg_instance *inst, uint64_t token, uint64_t timeout_u
  */
 int cg_log_full(struct cg_instance *inst, int priority, int error, const char *file, int line,
 		const char *func, const char *format, ...) CG_PRINTF(7, 8);
+
+/*
+ * Report a mistake in the instance's configuration that the option table cannot
+ * express (two points that overlap, a pattern that does not compile), at the line
+ * where the user wrote it. where is the address of a member of the conf struct init()
+ * was given, or of an element of one of its cg_lists, or of a member of such an
+ * element; the innermost setting that filled those bytes gives the FILE:LINE, and a
+ * value left at its default falls back to the enclosing element or the instance.
+ * Logs "FILE:LINE: input "NAME": <message>" at error priority, never rate-limited:
+ * call it from init(), once per mistake, then refuse with its return value, -EINVAL.
+ * Since ABI 1.2.
+ */
+int cg_conf_error(struct cg_instance *inst, const void *where, const char *format, ...)
+    CG_PRINTF(3, 4);
 
 /* An eventfd that becomes readable when the daemon asks the instance to stop. Never
  * read or close it: poll() it next to the plugin's own descriptors. */

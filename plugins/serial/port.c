@@ -296,6 +296,15 @@ int port_open(const struct port_settings *s, char *not_taken, size_t not_taken_s
 	}
 	return fd;
 fail:
-	close(fd);
+	port_close(fd, s);
 	return r;
+}
+
+void port_close(int fd, const struct port_settings *s)
+{
+	if (fd < 0)
+		return;
+	if (s->exclusive)
+		(void)ioctl(fd, TIOCNXCL);
+	close(fd);
 }

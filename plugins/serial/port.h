@@ -58,6 +58,13 @@ void port_list_speeds(char *buf, size_t size);
 int port_open(const struct port_settings *s, char *not_taken, size_t not_taken_size, char *why,
 	      size_t why_size);
 
+/*
+ * Close what port_open() opened. Exclusive access is given up first: the tty keeps it
+ * until its last close, and another program (a pseudo-terminal's master side, a
+ * getty) may hold the device open longer than the input.
+ */
+void port_close(int fd, const struct port_settings *s);
+
 /* "9600 8N1, no flow control", for log lines. */
 void port_describe(const struct port_settings *s, char *buf, size_t size);
 

@@ -315,7 +315,7 @@ int serial_run(struct cg_instance *inst, void *state)
 	r = read_loop(s, fd, &sink);
 
 	framer_discard(s->framer, &sink);
-	close(fd);
+	port_close(fd, &s->port);
 	log_held_bad_frames(s, now_usec());
 	cg_log_info(inst,
 		    "closed \"%s\" after %" PRIu64 " frames: %" PRIu64 " readings, %" PRIu64

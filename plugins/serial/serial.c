@@ -36,8 +36,8 @@ static const struct cg_option field_options[] = {
 	{ 0 },
 };
 
-/* kv: white space, commas and semicolons between pairs, in any run. */
-#define DEFAULT_PAIR_SEPARATORS " \t,;"
+/* kv: white space (line ends too), commas and semicolons between pairs, in any run. */
+#define DEFAULT_PAIR_SEPARATORS " \t\r\n,;"
 
 #define C(member) offsetof(struct serial_conf, member)
 
@@ -163,8 +163,8 @@ static const struct cg_option serial_options[] = {
 	{ .key = "pair_separators",
 	  .type = CG_OPT_STRING,
 	  .offset = C(pair_separators),
-	  .help = "kv: characters between pairs, runs of them count as one; unset: space, tab, "
-		  "\",\" and \";\"." },
+	  .help = "kv: characters between pairs, runs of them count as one; unset: white "
+		  "space (line ends too), \",\" and \";\"." },
 	{ .key = "key_separators",
 	  .type = CG_OPT_STRING,
 	  .offset = C(key_separators),

@@ -27,7 +27,7 @@ import time
 
 import pytest
 
-from conftest import PLUGIN_DIR, run
+from conftest import PLUGIN_DIR, SOURCE_DIR, run
 from serialline import line, serial_gate  # noqa: F401  (fixtures)
 from serialline import (INSTANCE, TOPIC, Peer, config_text, now_ms, plugin_built, preview,
                         serial_input, typed)
@@ -464,6 +464,24 @@ def line_of(conf, text, nth=1):
 def test_check_config_passes_with_the_device_absent(write_config, tmp_path):
     conf, r = check(write_config, serial_input(tmp_path / "no-such-tty", format="nmea"))
     assert r.returncode == 0, r.stderr
+
+
+def test_shipped_examples_are_valid(write_config):
+    r = run(["-t", "-c", str(SOURCE_DIR / "etc/examples/serial.conf"), "-P", PLUGIN_DIR])
+    assert r.returncode == 0 and "(6 inputs)" in r.stdout, r.stderr
+    # The commented instance in etc/coapgate.conf, uncommented as it says.
+    lines, inside = [], False
+    for text in (SOURCE_DIR / "etc/coapgate.conf").read_text().splitlines():
+        if text.strip() == "# ,{":
+            inside = True
+        if inside:
+            assert text.startswith("\t# "), text
+            text = "\t" + text[len("\t# "):]
+            inside = text.strip() != "}"
+        lines.append(text)
+    conf = write_config("\n".join(lines) + "\n")
+    r = run(["-t", "-c", str(conf), "-P", PLUGIN_DIR])
+    assert r.returncode == 0 and "(3 inputs)" in r.stdout, r.stderr
 
 
 def test_every_standard_rate_is_taken(write_config, tmp_path):

@@ -185,19 +185,24 @@ def line(tmp_path):
 
 @pytest.fixture
 def serial_gate(daemon, tmp_path):
-    """serial_gate(inputs=None, device=None, daemon_settings=None, wait=True,
-    **options) -> SerialGate. Without inputs, one serial instance on device with
-    options. Waits for "coapgated started" unless wait is false."""
+    """serial_gate(inputs=None, device=None, daemon_settings=None, wait=True, test=True,
+    queue=None, state_dir=None, **options) -> SerialGate. Without inputs, one serial
+    instance on device with options. test: `coapgated --test` (readings on stdout), or
+    normal mode with the uplink disabled (readings stay in the queue in state_dir,
+    default <tmp_path>/state). Waits for "coapgated started" unless wait is false."""
     count = [0]
 
-    def start(inputs=None, device=None, daemon_settings=None, wait=True, **options):
+    def start(inputs=None, device=None, daemon_settings=None, wait=True, test=True,
+              queue=None, state_dir=None, **options):
         count[0] += 1
         if inputs is None:
             inputs = [serial_input(device, **options)]
+        state_dir = Path(state_dir or tmp_path / "state")
         conf = tmp_path / f"serial{count[0]}.conf"
-        conf.write_text(config_text(inputs, tmp_path / "state", None, daemon_settings))
-        d = daemon(["-c", str(conf), "-P", PLUGIN_DIR, "--test"], env=clean_env())
-        g = SerialGate(d, conf)
+        conf.write_text(config_text(inputs, state_dir, queue, daemon_settings))
+        args = ["-c", str(conf), "-P", PLUGIN_DIR] + (["--test"] if test else [])
+        g = SerialGate(daemon(args, env=clean_env()), conf)
+        g.state_dir = state_dir
         if wait:
             wait_started(g)
         return g

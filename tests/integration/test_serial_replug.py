@@ -10,15 +10,21 @@ re-plugged adapter the same /dev/serial/by-id name.
   * a device absent at start: `coapgated -t` passes, the input says once that it waits
     for the device (not at every retry), and reads it when it appears;
   * a line cut by the unplug is not a reading;
-  * stopping coapgated while the device is absent or idle is prompt."""
+  * stopping coapgated while the device is absent or idle is prompt;
+  * a full queue with `when_full = "block"` (a private tmpfs, as in test_unixsock.py):
+    the input stops reading the line, the writer is held back by the pty, and once
+    there is room again every line arrives, in order."""
 
+import os
 import time
 
 import pytest
 
 from ptypair import PtyPair
 from serialline import line, serial_gate  # noqa: F401  (fixtures)
-from serialline import Peer, plugin_built
+from serialline import Peer, plugin_built, wait_until
+from test_unixsock import FULL_QUEUE, leave_free, small_fs  # noqa: F401  (fixture)
+from unixsock import queue_dump
 
 pytestmark = pytest.mark.skipif(not plugin_built(), reason="serial.so is not built")
 
@@ -84,3 +90,48 @@ def test_stop_is_prompt_while_absent_or_idle(serial_gate, line, tmp_path):
         t0 = time.monotonic()
         assert g.stop() == 0
         assert time.monotonic() - t0 < 5, g.log_text()
+
+
+def test_full_queue_with_block_holds_the_line_back(serial_gate, line, small_fs):
+    g = serial_gate(device=line.device, format="kv", test=False,
+                    state_dir=small_fs / "state", queue=dict(FULL_QUEUE, when_full="block"))
+    g.wait_reading_ready(line.device)
+    peer = Peer(line)
+    pad = "p" * 200
+    peer.write_line(f"id=0 pad={pad}")
+    wait_until(lambda: len(queue_dump(g.state_dir)) == 1, 10, "the first reading")
+    # Room for the open segment and about two more: some 3 MiB of readings.
+    ballast = leave_free(small_fs, 2560 << 10)
+
+    # Write until the writes block for 3 s: the input stopped reading the pty.
+    os.set_blocking(peer.fd, False)
+    sent, pending, last_progress = 1, b"", time.monotonic()
+    while time.monotonic() - last_progress < 3.0:
+        if not pending:
+            pending = f"id={sent} pad={pad}\n".encode()
+            sent += 1
+        try:
+            pending = pending[os.write(peer.fd, pending):]
+            last_progress = time.monotonic()
+        except BlockingIOError:
+            time.sleep(0.01)
+        assert sent < 200000, "the writes never blocked"
+    g.wait_log("the queue is full: not reading")
+    stalled = len(queue_dump(g.state_dir))
+    assert 5000 < stalled < sent, (stalled, sent)
+    time.sleep(1.0)  # a negative check: nothing may arrive while the queue is full
+    assert len(queue_dump(g.state_dir)) == stalled
+
+    # Room again: everything that waited in the pty arrives, and what follows.
+    ballast.unlink()
+    os.set_blocking(peer.fd, True)
+    peer.write(pending)
+    total = sent + 2000
+    peer.write("".join(f"id={i} pad={pad}\n" for i in range(sent, total)))
+    g.wait_log("the queue has room again", timeout=30)
+    wait_until(lambda: len(queue_dump(g.state_dir)) >= total, 60,
+               lambda: f"{total} readings in the queue", interval=0.3)
+    assert g.stop() == 0, g.log_text()
+    ids = [r["fields"]["id"] for r in queue_dump(g.state_dir)]
+    assert ids == list(range(total)), "lost, duplicated or reordered readings"
+    assert not g.bad_frames() and g.count_log("dropped") == 0, g.log_text()

@@ -23,7 +23,7 @@ import pytest
 from ptypair import PtyPair
 from serialline import line, serial_gate  # noqa: F401  (fixtures)
 from serialline import Peer, plugin_built, wait_until
-from test_unixsock import FULL_QUEUE, leave_free, small_fs  # noqa: F401  (fixture)
+from smallfs import FULL_QUEUE, leave_free, small_fs  # noqa: F401  (fixture)
 from unixsock import queue_dump
 
 pytestmark = pytest.mark.skipif(not plugin_built(), reason="serial.so is not built")

@@ -13,7 +13,8 @@ pseudo-terminal pairs, with readings read back from `coapgated --test`:
     ones all arrive, in order), the first bad frame logged with its hex preview and a
     flood summed up once per log_interval; NMEA with good and bad checksums;
   * a device that talks before it is opened: no cut frame becomes a reading;
-  * a burst of 10,000 lines, none lost and in order;
+  * a burst of 10,000 lines, none lost and in order, once as fast as the pty takes
+    them and once paced like a 115200 baud line, with rising first-byte stamps;
   * configuration errors at FILE:LINE, and `coapgated -t` with the device absent.
 
 Unplugging and re-plugging are in test_serial_replug.py."""
@@ -360,6 +361,36 @@ def test_burst_of_10000_lines(serial_gate, line):
     g.stop()
     assert not g.bad_frames(), g.log_text()
     assert g.count_log(f"after {n} frames: {n} readings, 0 bad") == 1, g.log_text()
+
+
+def test_10000_lines_paced_at_115200_baud(serial_gate, line):
+    """10,000 short lines at the pace of a 115200 baud line (11,520 bytes/s, written in
+    10 ms slices as a UART delivers them): every one arrives, once, in order, and each
+    is stamped with its own arrival: the stamps rise with the writes and span the
+    stream's duration."""
+    g, peer = start(serial_gate, line, format="kv", baud=115200)
+    n = 10000
+    data = "".join(f"n={i}\n" for i in range(n)).encode()
+    per_slice = 115200 // 10 // 100  # bytes in 10 ms
+    t0 = time.monotonic()
+    start_ms = now_ms()
+    for k, offset in enumerate(range(0, len(data), per_slice)):
+        peer.write(data[offset:offset + per_slice])
+        pause = t0 + (k + 1) * 0.01 - time.monotonic()
+        if pause > 0:
+            time.sleep(pause)
+    end_ms = now_ms()
+    got = g.readings(n, timeout=60)
+    assert [r["fields"]["n"] for r in got] == list(range(n))
+    stamps = [r["ts"] for r in got]
+    assert stamps == sorted(stamps)
+    # The writes took len(data) / 11520 s (6 s); the stamps follow them, not the reads
+    # of a backlog after the fact.
+    assert start_ms - 1 <= stamps[0] <= start_ms + 1000, (start_ms, stamps[0])
+    assert end_ms - 1000 <= stamps[-1] <= end_ms + 1, (end_ms, stamps[-1])
+    assert stamps[-1] - stamps[0] >= 0.8 * len(data) / 11520 * 1000, (stamps[0], stamps[-1])
+    g.stop()
+    assert not g.bad_frames(), g.log_text()
 
 
 # --------------------------------------------------------------------------------------

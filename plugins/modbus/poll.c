@@ -52,8 +52,7 @@ struct slave {
 	char *texts;		 /* DECODE_TEXT_MAX for each string point */
 	uint64_t due_usec;
 	uint64_t down_since_usec;
-	uint64_t replaced;			  /* strings whose bytes were not all UTF-8 */
-	uint64_t out_of_range;			  /* uint64 values above 2^63 - 1 left out */
+	uint64_t *anomalies; /* per point: strings not all UTF-8, uint64 values left out */
 	uint64_t summary_polls, summary_failures; /* at the previous summary */
 	struct slave_counters counters;
 };
@@ -137,7 +136,8 @@ static int slave_init(const struct modbus_conf *conf, const struct modbus_slave_
 	s->bits = calloc(s->plan.n_bits + 1, sizeof(*s->bits));
 	s->fields = calloc(s->n_points, sizeof(*s->fields));
 	s->texts = calloc(n_strings + 1, DECODE_TEXT_MAX);
-	if (!s->regs || !s->bits || !s->fields || !s->texts)
+	s->anomalies = calloc(s->n_points, sizeof(*s->anomalies));
+	if (!s->regs || !s->bits || !s->fields || !s->texts || !s->anomalies)
 		return -ENOMEM;
 	return 0;
 }
@@ -150,6 +150,7 @@ static void slave_free(struct slave *s)
 	free(s->bits);
 	free(s->fields);
 	free(s->texts);
+	free(s->anomalies);
 }
 
 int poller_new(struct cg_instance *inst, const struct modbus_conf *conf, struct poller **ret)
@@ -366,8 +367,9 @@ static void slave_answered(struct poller *p, struct slave *s)
 		s->due_usec += ((now - s->due_usec) / interval + 1) * interval;
 }
 
-/* Counted and logged at the 1st, 2nd, 4th, 8th, ... time: a device that always sends
- * such a value is noticed without a line per poll. */
+/* Values that cannot be sent as they are, counted per point and logged the 1st, 2nd,
+ * 4th, 8th, ... time: a device that always sends one is noticed without a line per
+ * poll. */
 static bool is_power_of_two(uint64_t n)
 {
 	return n && !(n & (n - 1));
@@ -391,20 +393,20 @@ static void emit_reading(struct poller *p, struct slave *s)
 		st = decode_point(pt, bits ? NULL : s->regs + off, bits ? s->bits + off : NULL,
 				  &s->fields[n], text);
 		if (st == DECODE_OUT_OF_RANGE) {
-			if (is_power_of_two(++s->out_of_range))
+			if (is_power_of_two(++s->anomalies[i]))
 				cg_log_warning(
 				    p->inst,
 				    "%s: point \"%s\": a uint64 above 2^63-1 does not fit "
-				    "an integer field and is left out (%llu times so "
-				    "far); a scale makes it a float",
-				    s->label, pt->name, (unsigned long long)s->out_of_range);
+				    "an integer field and is left out (%llu so far); a "
+				    "scale or an offset makes it a float",
+				    s->label, pt->name, (unsigned long long)s->anomalies[i]);
 			continue;
 		}
-		if (st == DECODE_REPLACED && is_power_of_two(++s->replaced))
+		if (st == DECODE_REPLACED && is_power_of_two(++s->anomalies[i]))
 			cg_log_warning(p->inst,
 				       "%s: point \"%s\": the string has bytes that are not UTF-8; "
-				       "they are sent as '?' (%llu times so far)",
-				       s->label, pt->name, (unsigned long long)s->replaced);
+				       "they are sent as '?' (%llu so far)",
+				       s->label, pt->name, (unsigned long long)s->anomalies[i]);
 		n++;
 	}
 	if (n == 0)

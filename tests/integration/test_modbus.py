@@ -291,6 +291,14 @@ def gaps(times):
     return [b - a for a, b in zip(times, times[1:])]
 
 
+def grid_spread(times, interval):
+    """How far polls k = 0, 1, ... stray from one grid t0 + k * interval: the latest
+    minus the earliest. Polls scheduled from their previous deadline stay within the
+    longest delay any of them had; polls scheduled from "now" drift away."""
+    phases = [t - k * interval for k, t in enumerate(times)]
+    return max(phases) - min(phases)
+
+
 def test_illegal_address_is_logged_by_name_and_isolated(server, gate):
     """Unit 1 asks for a register the device does not have: exception 2, named in the
     log, the slave down and polled at a doubling interval; unit 2 is not disturbed.
@@ -321,9 +329,9 @@ def test_illegal_address_is_logged_by_name_and_isolated(server, gate):
     assert not [r for r in readings if r["topic"] in ("bad", "holey")]
     good = [r for r in readings if r["topic"] == "good"]
     assert good and all(r["fields"] == {"v": 7} for r in good)
-    # The healthy slave keeps its 200 ms: at least (elapsed / 0.2) - slack readings.
+    # The healthy slave keeps its 200 ms.
     good_times = [r["t"] for r in srv.of(2)]
-    assert statistics.mean(gaps(good_times)) == pytest.approx(0.2, abs=0.03)
+    assert grid_spread(good_times, 0.2) <= 0.1, gaps(good_times)
     # The bad slave: each poll is two requests (the exception comes on the second);
     # polls 200 ms, then 400, then 800 ms (backoff_max) apart.
     polls = [r["t"] for r in srv.of(1) if r["address"] == 0]
@@ -364,9 +372,9 @@ def test_silent_slave_costs_the_healthy_one_at_most_one_timeout(server, gate):
     for got, want in zip(gaps([r["t"] for r in dead]), [0.9, 1.4, 2.4, 2.4]):
         assert want - 0.03 <= got <= want + 0.4, gaps([r["t"] for r in dead])
     # The healthy slave: late by one timeout at most (with slack for a loaded
-    # machine), and back on its grid: the mean interval stays 500 ms.
+    # machine), and back on its grid: no drift.
     assert max(gaps(healthy)) <= 0.5 + 0.4 + 0.25, gaps(healthy)
-    assert statistics.mean(gaps(healthy)) == pytest.approx(0.5, abs=0.03), gaps(healthy)
+    assert grid_spread(healthy, 0.5) <= 0.4 + 0.25, gaps(healthy)
     assert len([r for _, r in g.all_readings() if r["topic"] == "healthy"]) >= 10
     log = g.log()
     assert sum('slave "dead" (unit 9) is down: no answer (holding 0-0)' in l

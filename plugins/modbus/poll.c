@@ -83,14 +83,26 @@ static bool kind_is_bits(enum point_kind kind)
 	return kind == KIND_COIL || kind == KIND_DISCRETE;
 }
 
+/* "250 ms", "1.5 s", "2 min", "1.5 h": for log lines. */
 static const char *format_duration(uint64_t usec, char *buf, size_t size)
 {
-	if (usec < 1000000)
-		snprintf(buf, size, "%llu ms", (unsigned long long)(usec / 1000));
-	else if (usec % 1000000 == 0 || usec >= 60000000)
-		snprintf(buf, size, "%llu s", (unsigned long long)(usec / 1000000));
-	else
-		snprintf(buf, size, "%.1f s", (double)usec / 1e6);
+	static const struct {
+		uint64_t usec;
+		const char *unit;
+	} units[] = { { 3600000000ULL, "h" }, { 60000000, "min" }, { 1000000, "s" } };
+	int n;
+
+	for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
+		if (usec < units[i].usec)
+			continue;
+		n = snprintf(buf, size, "%.1f", (double)usec / (double)units[i].usec);
+		/* "2.0" reads better as "2". */
+		if (n >= 2 && (size_t)n < size && strcmp(buf + n - 2, ".0") == 0)
+			buf[n - 2] = '\0';
+		snprintf(buf + strlen(buf), size - strlen(buf), " %s", units[i].unit);
+		return buf;
+	}
+	snprintf(buf, size, "%llu ms", (unsigned long long)(usec / 1000));
 	return buf;
 }
 

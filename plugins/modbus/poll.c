@@ -505,7 +505,12 @@ static int poll_slave(struct poller *p, struct slave *s)
 /* The loop                                                                             */
 /* ---------------------------------------------------------------------------------- */
 
-static void log_plan(struct poller *p, const struct slave *s)
+/* More slaves than this log their plans at debug, and the bus one line at info: the
+ * daemon's rate limit (20 lines in 30 s by default) must leave room for the lines
+ * that follow the start, such as a slave that is down. */
+#define PLANS_LOGGED_MAX 8
+
+static void log_plan(struct poller *p, const struct slave *s, int priority)
 {
 	char text[512], what[64];
 	size_t len;
@@ -528,7 +533,7 @@ static void log_plan(struct poller *p, const struct slave *s)
 	}
 	if (len >= sizeof(text))
 		memcpy(text + sizeof(text) - 4, "...", 4);
-	cg_log_info(p->inst, "%s", text);
+	cg_log(p->inst, priority, "%s", text);
 }
 
 static struct slave *next_due(struct poller *p)
@@ -543,12 +548,21 @@ static struct slave *next_due(struct poller *p)
 
 static void start(struct poller *p)
 {
+	bool few = p->n_slaves <= PLANS_LOGGED_MAX;
+	size_t points = 0, requests = 0;
 	uint64_t now = now_usec();
 
 	for (size_t i = 0; i < p->n_slaves; i++) {
 		p->slaves[i].due_usec = now;
-		log_plan(p, &p->slaves[i]);
+		points += p->slaves[i].n_points;
+		requests += p->slaves[i].plan.n_requests;
+		log_plan(p, &p->slaves[i], few ? CG_LOG_INFO : CG_LOG_DEBUG);
 	}
+	if (!few)
+		cg_log_info(p->inst,
+			    "%zu slaves, %zu points in %zu requests when each is polled once; "
+			    "each slave's requests are logged at debug",
+			    p->n_slaves, points, requests);
 	p->next_summary_usec =
 	    p->conf->summary_interval_usec ? now + p->conf->summary_interval_usec : UINT64_MAX;
 	p->started = true;
@@ -564,14 +578,16 @@ int poller_run(struct poller *p)
 		if (r < 0)
 			return cg_log_error_errno(p->inst, r, "cannot set up libmodbus: %m");
 	}
+	/* The plans first: they say what the input will do even when the device is
+	 * not there yet. */
+	if (!p->started)
+		start(p);
 	r = bus_connect(p->bus, &step);
 	if (r < 0)
 		return log_connect_failure(p, r, step);
 	cg_log_info(p->inst, "%s: %s", bus_name(p->bus),
 		    p->conf->transport == TRANSPORT_TCP ? "connected" : "opened");
 	p->resync = false;
-	if (!p->started)
-		start(p);
 
 	while (!cg_should_stop(p->inst)) {
 		struct slave *s = next_due(p);

@@ -367,8 +367,8 @@ static void slave_answered(struct poller *p, struct slave *s)
 
 	if (was == SLAVE_DOWN)
 		cg_log_notice(
-		    p->inst, "%s is up again after %llu failed polls (down for %s)", s->label,
-		    (unsigned long long)failed,
+		    p->inst, "%s is up again after %llu failed poll%s (down for %s)", s->label,
+		    (unsigned long long)failed, failed == 1 ? "" : "s",
 		    format_duration(now - s->down_since_usec, down_for, sizeof(down_for)));
 
 	/* The next deadline is the previous one plus the interval, not now plus the
@@ -468,13 +468,13 @@ static int before_request(struct poller *p)
 }
 
 /* Returns 0 when the slave answered or failed on its own, a negative errno when the
- * bus failed (logged), -ECANCELED when the instance is stopping. */
+ * bus failed (logged as the slave's failure, or as a failed reconnection),
+ * -ECANCELED when the instance is stopping. */
 static int poll_slave(struct poller *p, struct slave *s)
 {
 	for (size_t i = 0; i < s->plan.n_requests; i++) {
 		const struct plan_request *q = &s->plan.requests[i];
 		bool bits = kind_is_bits(q->kind);
-		char what[64], why[128];
 		int r;
 
 		r = before_request(p);
@@ -485,15 +485,16 @@ static int poll_slave(struct poller *p, struct slave *s)
 		p->last_request_usec = now_usec();
 		if (r == 0)
 			continue;
-		if (fault_classify(r) == FAULT_LINK) {
-			describe_request(q, what, sizeof(what));
-			return cg_log_error_errno(
-			    p->inst, r, "%s: %s while polling %s (%s)", bus_name(p->bus),
-			    fault_describe(r, why, sizeof(why)), s->label, what);
-		}
+		/* The poll failed whatever the cause, and it counts as the slave's:
+		 * otherwise a slave whose requests make a gateway drop the connection
+		 * would be first again after every reconnection, and the others would
+		 * never be polled. A broken link also ends the run: the daemon logs that
+		 * and starts it again, which connects anew. */
+		slave_failed(p, s, q, r);
+		if (fault_classify(r) == FAULT_LINK)
+			return r;
 		if (fault_classify(r) != FAULT_EXCEPTION)
 			p->resync = true;
-		slave_failed(p, s, q, r);
 		return 0;
 	}
 	emit_reading(p, s);

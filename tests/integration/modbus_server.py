@@ -11,7 +11,9 @@ SPEC is JSON:
     {"units": {"1": {"hr": {"0": [1, 2, 3], "100": 7}, "ir": {...},
                      "co": {"0": [1, 0, 1]}, "di": {...}}},
      "silent": [9],           unit ids that exist but never answer
-     "delay": {"3": 0.7}}     seconds before a unit's answers are sent
+     "delay": {"3": 0.7},     seconds before a unit's answers are sent
+     "drop": [5]}             unit ids whose requests make it close the connection
+                              (as some gateways do for a unit they cannot reach)
 
 Each table is sparse: only the addresses listed exist ({"start": [values...]} or
 {"address": value}), so a request that touches any other address gets exception 2,
@@ -90,14 +92,23 @@ class SilentContext:
         self.log = log
 
 
-def make_handler(base, delays, silent):
-    """The request handler class: pymodbus's, with silent units and late answers."""
+def make_handler(base, delays, silent, drop):
+    """The request handler class: pymodbus's, with silent units, late answers and
+    dropped connections."""
 
     class Handler(base):
         def execute(self, request, *addr):
             unit = request.unit_id
-            if unit in silent:
+            if unit in drop:
                 global REQUESTS
+                REQUESTS += 1
+                if drop[unit]:
+                    say({"t": time.monotonic(), "unit": unit, "fc": request.function_code,
+                         "address": getattr(request, "address", None),
+                         "count": getattr(request, "count", None)})
+                self.transport.close()
+                return
+            if unit in silent:
                 REQUESTS += 1
                 if silent[unit]:
                     say({"t": time.monotonic(), "unit": unit, "fc": request.function_code,
@@ -122,13 +133,14 @@ async def serve(args, spec):
             co=block(tables.get("co")), di=block(tables.get("di")))
     silent = {int(u): log for u in spec.get("silent", [])}
     delays = {int(u): float(d) for u, d in spec.get("delay", {}).items()}
+    drop = {int(u): log for u in spec.get("drop", [])}
     # Silent units must pass the RTU framer's unit filter to be seen at all.
     context = ModbusServerContext(slaves=dict(units), single=False)
-    for u in silent:
+    for u in list(silent) + list(drop):
         context._slaves[u] = SilentContext(u, log)  # noqa: SLF001 - see make_handler
 
     if args.serial:
-        handler = make_handler(ModbusSingleRequestHandler, delays, silent)
+        handler = make_handler(ModbusSingleRequestHandler, delays, silent, drop)
         server = ModbusSerialServer(context, framer=ModbusRtuFramer, port=args.serial,
                                     baudrate=args.baud, handler=handler,
                                     ignore_missing_slaves=True)
@@ -136,7 +148,7 @@ async def serve(args, spec):
         say({"ready": None})
         await asyncio.Event().wait()
     else:
-        handler = make_handler(ModbusConnectedRequestHandler, delays, silent)
+        handler = make_handler(ModbusConnectedRequestHandler, delays, silent, drop)
         server = ModbusTcpServer(context, address=("127.0.0.1", args.port), handler=handler,
                                  allow_reuse_address=True)
         task = asyncio.create_task(server.serve_forever())

@@ -7,8 +7,8 @@ it): it measures this machine and prints what it measured; docs/BENCHMARKS.md ha
 figures and the device.
 
     /usr/bin/python3 tests/bench/modbus_bench.py --build build [--repeat 3]
-        [--duration 10] [--servers pymodbus,libmodbus] [--modes gap0,gap16,single]
-        [--copies 4]
+        [--duration 5] [--servers pymodbus,libmodbus] [--modes gap0,gap16,single]
+        [--pin same,split] [--copies 4]
 
 The device ("the meter", METER below) is an energy meter's map of 50 points: 30
 float32 measurements in CDAB order in three blocks of input registers with reserved
@@ -31,11 +31,18 @@ Servers:
   libmodbus  build/tests/bench/modbus_bench_server (C): answers in microseconds, so
              the plugin's own cost shows
 
+Placement (--pin, with taskset): Modbus is one request at a time, so the rate is one
+over the round trip, and on loopback the round trip is mostly the two processes waking
+each other. On one CPU (`same`) that is a switch between them; on two (`split`:
+coapgated on CPU 0, the server on CPU 1) it is a wake-up across CPUs, which costs far
+more in a virtual machine; unpinned (`none`) each run lands somewhere in between,
+differently every time.
+
 For each run, a fresh server and a fresh `coapgated --test` (readings printed as JSON
 lines on stdout, read and counted by this script); after a 2 s warm-up, a window of
 --duration seconds: points/s = readings in the window x 50 / window; requests/s from
-the server's count (requests per poll x polls); CPU seconds of coapgated (all threads)
-and of the server per second of the window, from /proc/PID/stat. The requests per poll
+the plan (requests per poll x polls); CPU seconds of coapgated (all threads) and of
+the server per second of the window, from /proc/PID/stat, and coapgated's per poll. The requests per poll
 are counted at the server (its total over the readings printed) and checked against
 the plan the plugin logs. --repeat K runs every combination K times, interleaved, and
 prints the medians.
@@ -171,18 +178,26 @@ class Lines:
                 self.cond.wait(left)
 
 
-def start_server(kind, build, work, spec):
+PLACEMENT = {"same": ("0", "0"), "split": ("0", "1"), "none": None}
+
+
+def pinned(args, cpu):
+    return ["taskset", "-c", cpu, *args] if cpu else list(args)
+
+
+def start_server(kind, build, work, spec, cpu):
     if kind == "libmodbus":
-        proc = subprocess.Popen([str(build / "tests" / "bench" / "modbus_bench_server")],
+        proc = subprocess.Popen(pinned([str(build / "tests" / "bench" /
+                                             "modbus_bench_server")], cpu),
                                 stdout=subprocess.PIPE, text=True)
         out = Lines(proc.stdout)
         port = int(out.wait(lambda l: l.startswith("ready")).split()[1])
     else:
         path = work / "spec.json"
         path.write_text(json.dumps(spec))
-        proc = subprocess.Popen(["/usr/bin/python3", str(PYMODBUS_SERVER), "--spec",
-                                 str(path), "--log", "none"], stdout=subprocess.PIPE,
-                                text=True)
+        proc = subprocess.Popen(pinned(["/usr/bin/python3", str(PYMODBUS_SERVER), "--spec",
+                                        str(path), "--log", "none"], cpu),
+                                stdout=subprocess.PIPE, text=True)
         out = Lines(proc.stdout)
         port = json.loads(out.wait(lambda l: '"ready"' in l))["ready"]
     return proc, out, port
@@ -196,10 +211,11 @@ def server_requests(kind, proc, out):
     return json.loads(out.wait(lambda l: '"requests"' in l))["requests"]
 
 
-def run_once(build, server, mode, duration, points, spec, copies):
+def run_once(build, server, mode, pin, duration, points, spec, copies):
+    cpus = PLACEMENT[pin] or (None, None)
     with tempfile.TemporaryDirectory(prefix="modbus-bench.", dir="/var/tmp") as tmp:
         work = Path(tmp)
-        sproc, sout, port = start_server(server, build, work, spec)
+        sproc, sout, port = start_server(server, build, work, spec, cpus[1])
         try:
             # Copies of the meter (one unit, polled as several slaves) keep the bus
             # busy: one slave alone would wait for its 1 ms interval between polls.
@@ -212,8 +228,9 @@ def run_once(build, server, mode, duration, points, spec, copies):
             conf.write_text(f"daemon: {{ state_dir = {lc(str(work / 'state'))}; "
                             f"log_target = \"stderr\"; }};\n"
                             f"uplink: {{ enabled = false; }};\ninputs = ( {lc(inst)} );\n")
-            gw = subprocess.Popen([str(build / "daemon" / "coapgated"), "-c", str(conf),
-                                   "-P", str(build / "plugins"), "--test"],
+            gw = subprocess.Popen(pinned([str(build / "daemon" / "coapgated"), "-c",
+                                          str(conf), "-P", str(build / "plugins"), "--test"],
+                                         cpus[0]),
                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
             out = Lines(gw.stdout)
             err = Lines(gw.stderr)
@@ -244,6 +261,7 @@ def run_once(build, server, mode, duration, points, spec, copies):
         "planned": planned,
         "requests_per_s": len(window) * planned / span,
         "gateway_cpu": (c1 - c0) / span,
+        "gateway_cpu_per_poll_us": 1e6 * (c1 - c0) / len(window),
         "server_cpu": (s1 - s0) / span,
     }
 
@@ -252,10 +270,11 @@ def main():
     parser = argparse.ArgumentParser(description="Modbus input benchmark")
     parser.add_argument("--build", default="build")
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--duration", type=float, default=10.0)
+    parser.add_argument("--duration", type=float, default=5.0)
     parser.add_argument("--servers", default="pymodbus,libmodbus")
     parser.add_argument("--modes", default="gap0,gap16,single")
     parser.add_argument("--copies", type=int, default=4)
+    parser.add_argument("--pin", default="same,split")
     args = parser.parse_args()
     build = Path(args.build).resolve()
     points, spec = meter()
@@ -265,30 +284,34 @@ def main():
         print(f"{k}: {v}")
     print("load average before: %.2f %.2f %.2f" % os.getloadavg())
     results = {}
+    combos = [(pin, server, mode) for pin in args.pin.split(",")
+              for server in args.servers.split(",") for mode in args.modes.split(",")]
     for rep in range(args.repeat):
-        for server in args.servers.split(","):
-            for mode in args.modes.split(","):
-                r = run_once(build, server, mode, args.duration, points, spec, args.copies)
-                results.setdefault((server, mode), []).append(r)
-                print(f"run {rep + 1} {server:9} {mode:6}: "
-                      f"{r['points_per_s']:9.0f} points/s, {r['polls_per_s']:7.1f} polls/s, "
-                      f"{r['requests_per_poll']:5.2f} requests/poll (plan {r['planned']}), "
-                      f"{r['requests_per_s']:7.0f} requests/s, coapgated CPU "
-                      f"{100 * r['gateway_cpu']:5.1f} %, server CPU "
-                      f"{100 * r['server_cpu']:5.1f} %  (load {os.getloadavg()[0]:.2f})",
-                      flush=True)
+        for pin, server, mode in combos:
+            r = run_once(build, server, mode, pin, args.duration, points, spec, args.copies)
+            results.setdefault((pin, server, mode), []).append(r)
+            print(f"run {rep + 1} {pin:5} {server:9} {mode:6}: "
+                  f"{r['points_per_s']:9.0f} points/s, {r['polls_per_s']:7.1f} polls/s, "
+                  f"{r['requests_per_poll']:5.2f} requests/poll (plan {r['planned']}), "
+                  f"{r['requests_per_s']:7.0f} requests/s, coapgated CPU "
+                  f"{100 * r['gateway_cpu']:5.1f} %, server CPU "
+                  f"{100 * r['server_cpu']:5.1f} %  (load {os.getloadavg()[0]:.2f})",
+                  flush=True)
     print("load average after: %.2f %.2f %.2f" % os.getloadavg())
     print()
-    print(f"medians of {args.repeat} runs of {args.duration:.0f} s:")
-    print("| server | mode | requests per poll | points/s | polls/s | requests/s "
-          "| coapgated CPU | server CPU |")
-    print("|---|---|---|---|---|---|---|---|")
-    for (server, mode), rs in results.items():
+    print(f"medians of {args.repeat} runs of {args.duration:.0f} s (min-max of points/s):")
+    print("| CPUs | server | mode | requests per poll | points/s | polls/s | requests/s "
+          "| coapgated CPU | coapgated CPU per poll | server CPU |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for (pin, server, mode), rs in results.items():
         med = {k: statistics.median(r[k] for r in rs) for k in rs[0]}
-        print(f"| {server} | {mode} | {med['planned']:.0f} | {med['points_per_s']:,.0f} | "
+        lo = min(r["points_per_s"] for r in rs)
+        hi = max(r["points_per_s"] for r in rs)
+        print(f"| {pin} | {server} | {mode} | {med['planned']:.0f} | "
+              f"{med['points_per_s']:,.0f} ({lo:,.0f}-{hi:,.0f}) | "
               f"{med['polls_per_s']:,.1f} | {med['requests_per_s']:,.0f} | "
-              f"{100 * med['gateway_cpu']:.1f} % | {100 * med['server_cpu']:.1f} % |")
-
+              f"{100 * med['gateway_cpu']:.1f} % | {med['gateway_cpu_per_poll_us']:.0f} µs | "
+              f"{100 * med['server_cpu']:.1f} % |")
 
 if __name__ == "__main__":
     main()

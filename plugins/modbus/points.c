@@ -346,6 +346,9 @@ static void check_bus(struct checker *c, const struct modbus_conf *conf)
 	if (conf->transport == TRANSPORT_TCP) {
 		if (!conf->host || !conf->host[0])
 			report(c, &conf->host, "transport \"tcp\" needs host");
+		else if (strlen(conf->host) > 253)
+			report(c, &conf->host,
+			       "host is longer than a DNS name can be (253 characters)");
 		if (conf->device)
 			report(c, &conf->device,
 			       "device is for transport \"rtu\"; a \"tcp\" bus has host and port");

@@ -140,6 +140,15 @@ static void test_bus_options(void **state)
 	expect(check(), 1, &conf.host, "transport \"tcp\" needs host");
 	conf.host = "";
 	expect(check(), 1, &conf.host, "needs host");
+	{
+		static char long_host[300];
+
+		memset(long_host, 'a', 254);
+		conf.host = long_host;
+		expect(check(), 1, &conf.host, "longer than a DNS name");
+		long_host[253] = '\0';
+		expect(check(), 0);
+	}
 	conf.host = "h";
 	conf.device = "/dev/ttyS0";
 	expect(check(), 1, &conf.device, "device is for transport \"rtu\"");

@@ -59,7 +59,6 @@ int plan_build(const struct point *points, size_t n, const struct plan_limits *l
 	struct sort_entry *order;
 	struct plan_request *r = NULL;
 	unsigned end = 0; /* of r, exclusive */
-	int err = -ENOMEM;
 
 	if (n == 0)
 		return -EINVAL;
@@ -74,7 +73,7 @@ int plan_build(const struct point *points, size_t n, const struct plan_limits *l
 	plan.requests = calloc(n, sizeof(*plan.requests));
 	plan.point_request = calloc(n, sizeof(*plan.point_request));
 	if (!order || !plan.requests || !plan.point_request)
-		goto fail;
+		goto fail_alloc;
 
 	for (size_t i = 0; i < n; i++)
 		order[i] = (struct sort_entry){ &points[i], i };
@@ -122,10 +121,10 @@ int plan_build(const struct point *points, size_t n, const struct plan_limits *l
 	*ret = plan;
 	return 0;
 
-fail:
+fail_alloc:
 	free(order);
 	plan_free(&plan);
-	return err;
+	return -ENOMEM;
 }
 
 void plan_free(struct plan *plan)

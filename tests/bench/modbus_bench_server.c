@@ -56,8 +56,7 @@ int main(int argc, char **argv)
 	}
 	listener = modbus_tcp_listen(ctx, 1);
 	if (listener < 0 || getsockname(listener, (struct sockaddr *)&sa, &len) < 0) {
-		fprintf(stderr, "modbus_bench_server: cannot listen: %s\n",
-			modbus_strerror(errno));
+		fprintf(stderr, "modbus_bench_server: cannot listen: %s\n", modbus_strerror(errno));
 		return 1;
 	}
 	/* No SA_RESTART: a signal ends the blocking accept() or recv() at once. */

@@ -447,7 +447,9 @@ def test_server_restarted_mid_run(server, gate):
     # And it goes on polling.
     n = len(g.all_readings())
     g.readings(n + 3)
-    # The poll the kill cut short failed, and counts as the slave's.
+    # The poll the kill cut short failed, and counts as the slave's. (The log is
+    # another pipe than the readings: wait for it, do not assume its order.)
+    g.wait_log('slave "unit1" (unit 1) is up again after 1 failed poll (')
     log = g.log()
     assert sum('slave "unit1" (unit 1) is down: ' in l for l in log) == 1, log
     assert sum('slave "unit1" (unit 1) is up again after 1 failed poll (' in l

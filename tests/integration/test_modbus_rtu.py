@@ -171,9 +171,10 @@ def test_rtu_adapter_unplugged_and_plugged_in_again(line, server, gate):
     g.wait_reading(lambda r: r["fields"] == {"v": 8}, timeout=15)
     assert g.d.proc.poll() is None and g.d.proc.pid == pid
     assert srv2.of(2)
-    # The poll the unplugging cut short failed, and counts as the slave's.
-    assert sum('slave "unit2" (unit 2) is up again after 1 failed poll (' in l
-               for l in g.log()) == 1, g.log()
+    # The poll the unplugging cut short failed, and counts as the slave's. (The log
+    # is another pipe than the readings: wait for it, do not assume its order.)
+    g.wait_log('slave "unit2" (unit 2) is up again after 1 failed poll (')
+    assert sum('slave "unit2" (unit 2) is down' in l for l in g.log()) == 1, g.log()
 
 
 def test_rtu_rs485_mode_on_a_port_without_it(line, gate):

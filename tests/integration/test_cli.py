@@ -153,6 +153,24 @@ def test_check_shipped_config_is_valid():
     assert f"{path}: configuration is valid (2 inputs)" in r.stdout
 
 
+def test_check_shipped_config_with_its_commented_examples(write_config):
+    """The commented instances in etc/coapgate.conf (a serial GPS, a Modbus meter),
+    uncommented as the file says: removing the "# " from ",{" to "}"."""
+    lines, inside, examples = [], False, 0
+    for text in (SOURCE_DIR / "etc/coapgate.conf").read_text().splitlines():
+        if text == "\t# ,{":
+            inside = True
+            examples += 1
+        if inside:
+            assert text.startswith("\t# "), text
+            inside = text != "\t# }"
+            text = "\t" + text[len("\t# "):]
+        lines.append(text)
+    assert examples == 2
+    r = check(write_config("\n".join(lines) + "\n"))
+    assert r.returncode == 0 and "(4 inputs)" in r.stdout, r.stderr
+
+
 def test_check_counts_inputs_including_disabled(write_config):
     path = write_config(SYSINFO_INPUT.replace(
         ");", '\t,{ name = "b"; plugin = "sysinfo"; enabled = false; disk_path = ""; }\n);'))

@@ -500,19 +500,6 @@ def test_check_config_passes_with_the_device_absent(write_config, tmp_path):
 def test_shipped_examples_are_valid(write_config):
     r = run(["-t", "-c", str(SOURCE_DIR / "etc/examples/serial.conf"), "-P", PLUGIN_DIR])
     assert r.returncode == 0 and "(6 inputs)" in r.stdout, r.stderr
-    # The commented instance in etc/coapgate.conf, uncommented as it says.
-    lines, inside = [], False
-    for text in (SOURCE_DIR / "etc/coapgate.conf").read_text().splitlines():
-        if text.strip() == "# ,{":
-            inside = True
-        if inside:
-            assert text.startswith("\t# "), text
-            text = "\t" + text[len("\t# "):]
-            inside = text.strip() != "}"
-        lines.append(text)
-    conf = write_config("\n".join(lines) + "\n")
-    r = run(["-t", "-c", str(conf), "-P", PLUGIN_DIR])
-    assert r.returncode == 0 and "(3 inputs)" in r.stdout, r.stderr
 
 
 def test_every_standard_rate_is_taken(write_config, tmp_path):

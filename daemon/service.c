@@ -205,8 +205,11 @@ static int create_inputs(struct service *s)
 		.interval_usec = d->log_rate_limit_interval_usec,
 		.burst = (unsigned)d->log_rate_limit_burst,
 	};
+	int refused = 0;
 
 	s->inputs = xcalloc(s->config->n_inputs, sizeof(*s->inputs));
+	/* Every instance's init() runs even after one refused its configuration, so that
+	 * one `coapgated -t` reports every mistake, as it does for the option tables. */
 	for (size_t i = 0; i < s->config->n_inputs; i++) {
 		const struct input_config *c = &s->config->inputs[i];
 		int r;
@@ -219,10 +222,15 @@ static int create_inputs(struct service *s)
 			continue;
 		}
 		r = input_new(c, &s->sink, &limit, &s->inputs[s->n_inputs]);
-		if (r < 0)
-			return r;
+		if (r < 0) {
+			if (refused == 0)
+				refused = r;
+			continue;
+		}
 		s->n_inputs++;
 	}
+	if (refused < 0)
+		return refused;
 	if (s->options->only_inputs)
 		for (size_t i = 0; s->options->only_inputs[i]; i++) {
 			bool found = false;

@@ -340,6 +340,28 @@ def test_plugin_init_refusal_in_conf_d_names_that_file(write_config):
     assert_error_at(r, conf_d, 5, 'input "x": disk_path "relative/path" must be')
 
 
+def test_every_instance_that_refuses_is_reported(write_config):
+    """One -t reports the refusals of every instance, not only the first one's."""
+    text = RELATIVE_DISK_PATH.replace("\n);\n", "\n") + """,
+	{
+		name = "b";
+		plugin = "sysinfo";
+		disk_path = "";
+	},
+	{
+		name = "c";
+		plugin = "sysinfo";
+		disk_path = "also/relative";
+	}
+);
+"""
+    path = write_config(text)
+    r = check(path)
+    assert_error_at(r, path, 5, 'input "a": disk_path "relative/path" must be')
+    assert_error_at(r, path, 16, 'input "c": disk_path "also/relative" must be')
+    assert r.stderr.count("refused its configuration") == 2, r.stderr
+
+
 def test_plugin_init_refusal_stops_a_normal_start(write_config):
     path = write_config(RELATIVE_DISK_PATH)
     r = run(["-c", str(path), "-P", PLUGIN_DIR, "--test", "--count", "1"])

@@ -4,7 +4,10 @@
  */
 #include "decode.h"
 
+#include <math.h>
 #include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "utf8.h"
@@ -88,6 +91,42 @@ static enum decode_status decode_string(const struct point *p, const uint16_t *r
 	return utf8_sanitize(text, len) ? DECODE_REPLACED : DECODE_OK;
 }
 
+/* Whether the decimal of f with digits significant digits reads back as f; *ret is it. */
+static bool float32_round_trips(float f, int digits, double *ret)
+{
+	char text[32];
+
+	snprintf(text, sizeof(text), "%.*g", digits, (double)f);
+	*ret = strtod(text, NULL);
+	return (float)*ret == f;
+}
+
+/*
+ * A float32 as the double of the shortest decimal that reads back as the same float32:
+ * 21.47 rather than 21.469999313354492, which is the float32 nearest to 21.47 widened
+ * exactly. To anyone who reads the value as a float32 the two are the device's value;
+ * the short one costs 5 bytes on the wire instead of 18. Nine digits always suffice,
+ * and a decimal that round-trips with p digits does with more, so the shortest is
+ * found by bisection.
+ */
+static double float32_shortest(float f)
+{
+	int lo = 1, hi = 9;
+	double d;
+
+	if (!isfinite(f))
+		return (double)f;
+	while (lo < hi) {
+		int mid = (lo + hi) / 2;
+
+		if (float32_round_trips(f, mid, &d))
+			hi = mid;
+		else
+			lo = mid + 1;
+	}
+	return float32_round_trips(f, lo, &d) ? d : (double)f;
+}
+
 static double float_of(uint64_t raw, unsigned n_regs)
 {
 	if (n_regs == 2) {
@@ -95,7 +134,7 @@ static double float_of(uint64_t raw, unsigned n_regs)
 		float f;
 
 		memcpy(&f, &bits32, sizeof(f));
-		return (double)f;
+		return float32_shortest(f);
 	}
 	double d;
 
@@ -162,7 +201,9 @@ enum decode_status decode_point(const struct point *p, const uint16_t *regs, con
 		x = float_of(raw, p->count);
 		break;
 	}
-	f.value.f64 = p->scaled ? x * p->scale + p->offset : x;
+	if (p->scaled)
+		x = (p->divisor != 0 ? x / p->divisor : x * p->scale) + p->offset;
+	f.value.f64 = x;
 	*ret_field = f;
 	return DECODE_OK;
 }

@@ -137,6 +137,17 @@ static const char *resolve_order(struct checker *c, const struct modbus_point_co
 	return NULL;
 }
 
+/* See struct point's divisor. */
+static double scale_divisor(double scale)
+{
+	double k;
+
+	if (!isfinite(scale) || scale == 0.0 || fabs(scale) >= 1.0)
+		return 0.0;
+	k = nearbyint(1.0 / scale);
+	return fabs(k) >= 2.0 && 1.0 / k == scale ? k : 0.0;
+}
+
 /* Check one point and reduce it; reports and leaves c->r at -EINVAL on a mistake. */
 static void compile_point(struct checker *c, const struct modbus_point_conf *p, struct point *ret)
 {
@@ -151,6 +162,7 @@ static void compile_point(struct checker *c, const struct modbus_point_conf *p, 
 		.type = p->type,
 		.address = (uint16_t)p->address,
 		.scale = p->scale,
+		.divisor = scale_divisor(p->scale),
 		.offset = p->offset,
 		.scaled = !identity,
 	};

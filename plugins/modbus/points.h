@@ -48,6 +48,10 @@ struct point {
 	uint8_t bit; /* TYPE_BIT: 0 (least significant) to 15 */
 	bool scaled; /* scale or offset is not the identity: the field is f64 */
 	double scale;
+	/* 1 / scale when that is a whole number (scale 0.1: 10), else 0. x / 10 is the
+	 * double nearest to the decimal result, x * 0.1 often is not (3 * 0.1 is
+	 * 0.30000000000000004), and the longer number costs bytes on the wire. */
+	double divisor;
 	double offset;
 	enum cg_field_type field_type; /* of the field it becomes */
 };

@@ -83,6 +83,24 @@ def f32(x):
     return struct.unpack(">f", struct.pack(">f", x))[0]
 
 
+def f32_sent(x):
+    """The float32 x as the input sends it: the shortest decimal (at most 9 significant
+    digits) that is the same float32; NaN and infinities as they are."""
+    if not math.isfinite(x):
+        return x
+    for digits in range(1, 10):
+        d = float(f"{x:.{digits}g}")
+        try:
+            if f32(d) == f32(x):
+                return d
+        except OverflowError:
+            # Python refuses to round a double just above FLT_MAX to it (C does):
+            # 3.4028235e38 is FLT_MAX to a float32 reader.
+            if abs(d) <= 3.4028235677973366e38 and abs(f32(x)) == 3.4028234663852886e38:
+                return d
+    raise AssertionError(f"no decimal of {x!r} with 9 digits is the same float32")
+
+
 # --------------------------------------------------------------------------------------
 # Values
 
@@ -128,7 +146,7 @@ def test_every_type_in_every_order(server, gate):
             hr[str(address)] = regs
             points.append(point(name, "holding", address, type_, order=order))
             if type_ == "float32":
-                v = f32(v)
+                v = f32_sent(f32(v))
             expected[name] = json_value(float(v) if type_.startswith("float") else v)
             address += len(regs)
         spec_units[str(unit)] = {"hr": hr}
@@ -170,7 +188,9 @@ def test_bits_bools_strings_scale_and_offset(server, gate):
                "65": registers("int64", -7, "HGFEDCBA"),
                "69": registers("uint64", 2**64 - 1, "ABCDEFGH"),
                "73": registers("uint64", 2**63, "GHEFCDAB"),
-               "77": registers("float64", math.nan, "BADCFEHG")},
+               "77": registers("float64", math.nan, "BADCFEHG"),
+               "81": registers("int16", 3, "AB"),
+               "82": registers("float32", 21.47, "ABCD")},
         "ir": {"5": registers("uint16", 500, "BA")},
     }}}
     bits = [point(f"bit{b}", "holding", 0, "bit", bit=b) for b in range(16)]
@@ -194,6 +214,9 @@ def test_bits_bools_strings_scale_and_offset(server, gate):
         point("too_big", "holding", 73, "uint64", order="GHEFCDAB"),
         point("nan_scaled", "holding", 77, "float64", order="BADCFEHG", scale=10.0),
         point("input_ba", "input", 5, "uint16", order="BA", scale=0.5),
+        # What the wire carries: 0.3, not 3 * 0.1; 21.47, not the float32 widened.
+        point("tenths", "holding", 81, "int16", scale=0.1),
+        point("short_f32", "holding", 82, "float32"),
     ]
     srv = server(spec)
     g = gate([modbus_input([slave(1, points, name="dev", interval="300ms")],
@@ -208,7 +231,7 @@ def test_bits_bools_strings_scale_and_offset(server, gate):
         "temp": -5 * 0.1 + -40.0, "energy_kwh": 4000000000 * 0.001,
         "flow": 1.5 * -2.0 + 1.0, "shifted": -7 + 0.5,
         "big_as_float": float(2**64 - 1) * 1.0 + 1.0, "nan_scaled": "NaN",
-        "input_ba": 250.0,
+        "input_ba": 250.0, "tenths": 0.3, "short_f32": 21.47,
     })
     # too_big is left out: no i64 holds 2^63.
     assert typed(r["fields"]) == typed(expected)

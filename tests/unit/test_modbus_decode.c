@@ -212,6 +212,11 @@ static void test_floats_every_order(void **state)
 	static const float f32[] = { 0.0f,     -0.0f,	  1.5f,	     -1.5f,  21.47f,
 				     FLT_MAX,  -FLT_MAX,  FLT_MIN,   1e-45f, 230.1f,
 				     INFINITY, -INFINITY, 12345.678f };
+	/* The shortest decimals of f32[], as the input sends them. */
+	static const double f32_shortest[] = { 0.0,	 -0.0,	       1.5,	      -1.5,
+					       21.47,	 3.4028235e38, -3.4028235e38, 1.1754944e-38,
+					       1e-45,	 230.1,	       INFINITY,      -INFINITY,
+					       12345.678 };
 	static const double f64[] = { 0.0,
 				      -0.0,
 				      1.5,
@@ -237,8 +242,12 @@ static void test_floats_every_order(void **state)
 
 			encode(bits_of_float(f32[v]), 2, orders32[o], regs);
 			got = decode_ok(&p32, regs).value.f64;
-			assert_true(got == (double)f32[v]);
+			/* The device's float32 exactly, to a float32 reader... */
+			assert_true((float)got == f32[v]);
 			assert_int_equal(signbit(got) != 0, signbit(f32[v]) != 0);
+			/* ... as the shortest decimal that is one: 21.47, not
+			 * 21.469999313354492. */
+			assert_true(got == f32_shortest[v]);
 		}
 		for (size_t v = 0; v < sizeof(f64) / sizeof(f64[0]); v++) {
 			double got;
@@ -285,6 +294,19 @@ static void test_scale_and_offset(void **state)
 	p.field_type = CG_FIELD_F64;
 	encode(4000000000u, 2, "CDAB", regs);
 	assert_true(decode_ok(&p, regs).value.f64 == 4000000000.0 * 0.001);
+
+	/* A scale that is the reciprocal of a whole number divides: 3 * 0.1 would be
+	 * 0.30000000000000004, 3 / 10 is the double nearest to 0.3. */
+	p = number(TYPE_INT16, "AB");
+	p.scaled = true;
+	p.scale = 0.1;
+	p.divisor = 10.0;
+	p.offset = 0.0;
+	p.field_type = CG_FIELD_F64;
+	encode(3, 1, "AB", regs);
+	assert_true(decode_ok(&p, regs).value.f64 == 0.3);
+	encode((uint64_t)(int64_t)-2153, 1, "AB", regs);
+	assert_true(decode_ok(&p, regs).value.f64 == -215.3);
 
 	/* An offset alone makes a float too. */
 	p = number(TYPE_INT64, "ABCDEFGH");

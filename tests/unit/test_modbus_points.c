@@ -360,6 +360,31 @@ static void test_scale_and_offset(void **state)
 	expect(check(), 1, &p->offset, "only apply to numbers");
 }
 
+/* Which scales divide instead of multiplying (struct point's divisor). */
+static void test_scale_divisors(void **state)
+{
+	static const struct {
+		double scale, divisor;
+	} cases[] = {
+		{ 0.1, 10 },   { 0.01, 100 }, { 0.001, 1000 }, { 0.5, 2 },	 { 0.25, 4 },
+		{ -0.1, -10 }, { 1e-6, 1e6 }, { 0.3, 0 },      { 0.125 * 3, 0 }, { 2, 0 },
+		{ 1, 0 },      { -1, 0 },     { 1.5, 0 },
+	};
+	struct modbus_point_conf *p = &points[0][0];
+	struct point *built;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		p->scale = cases[i].scale;
+		expect(check(), 0);
+		assert_int_equal(points_build(&slaves[0], &built), 0);
+		if (built[0].divisor != cases[i].divisor)
+			fail_msg("scale %g: divisor %g, expected %g", cases[i].scale,
+				 built[0].divisor, cases[i].divisor);
+		free(built);
+	}
+}
+
 static void test_address_range(void **state)
 {
 	struct modbus_point_conf *p = &points[0][0];
@@ -472,11 +497,13 @@ static void test_built_points(void **state)
 	assert_int_equal(built[1].address, 5);
 	assert_true(built[2].scaled);
 	assert_int_equal(built[2].field_type, CG_FIELD_F64);
+	assert_true(built[2].divisor == 10.0); /* scale 0.1: divide by 10 */
 	assert_string_equal(built[3].order, "AB");
 	assert_int_equal(built[3].count, 6);
 	assert_int_equal(built[3].field_type, CG_FIELD_STRING);
 	assert_true(built[4].scaled);
 	assert_int_equal(built[4].field_type, CG_FIELD_F64);
+	assert_true(built[4].divisor == 0.0); /* scale 1 */
 	assert_string_equal(built[5].order, "ABCDEFGH");
 	assert_int_equal(built[6].bit, 9);
 	assert_null(built[6].order);
@@ -503,6 +530,7 @@ int main(void)
 		cmocka_unit_test_setup(test_type_fits_kind, setup),
 		cmocka_unit_test_setup(test_bit_and_length_apply_to_their_types, setup),
 		cmocka_unit_test_setup(test_orders, setup),
+		cmocka_unit_test_setup(test_scale_divisors, setup),
 		cmocka_unit_test_setup(test_scale_and_offset, setup),
 		cmocka_unit_test_setup(test_address_range, setup),
 		cmocka_unit_test_setup(test_overlaps_and_names, setup),

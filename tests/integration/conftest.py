@@ -25,6 +25,11 @@ def pytest_configure(config):
         raise pytest.UsageError("run through ctest, or set COAPGATED and COAPGATE_PLUGIN_DIR")
 
 
+def typed(fields):
+    """{name: (type name, value)}: compares 3 != 3.0 != True, which == does not."""
+    return {k: (type(v).__name__, v) for k, v in fields.items()}
+
+
 @pytest.fixture
 def write_config(tmp_path):
     """write_config(text, name="coapgate.conf") -> Path of the written file."""

@@ -23,10 +23,11 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
 from pymodbus.constants import Endian
 from pymodbus.payload import BinaryPayloadBuilder
 
-from conftest import PLUGIN_DIR
+from conftest import PLUGIN_DIR, typed  # noqa: F401  (typed: for the tests)
 
 SERVER = Path(__file__).resolve().parent / "modbus_server.py"
 PYTHON = "/usr/bin/python3"
@@ -75,12 +76,6 @@ def json_value(v):
     if isinstance(v, float) and math.isinf(v):
         return "Infinity" if v > 0 else "-Infinity"
     return v
-
-
-def typed(fields):
-    """Field values with their JSON types, so that 3 (i64) never equals 3.0 (f64) or
-    True (bool) in an assertion."""
-    return {k: (type(v).__name__, v) for k, v in fields.items()}
 
 
 # --------------------------------------------------------------------------------------
@@ -260,3 +255,39 @@ class Gate:
 
     def stop(self):
         return self.d.stop()
+
+
+# --------------------------------------------------------------------------------------
+# Fixtures
+
+
+@pytest.fixture
+def server(tmp_path):
+    """server(spec, **kwargs) -> a started Server; every one is stopped at teardown."""
+    started = []
+
+    def start(spec, **kwargs):
+        s = Server(tmp_path, spec, **kwargs).start()
+        started.append(s)
+        return s
+
+    yield start
+    for s in started:
+        s.stop()
+
+
+@pytest.fixture
+def gate(daemon, tmp_path):
+    """gate(inputs, ...) -> a started Gate. At teardown each one must stop cleanly:
+    exit status 0, which under ASan and UBSan also means no leak and no error."""
+    started = []
+
+    def start(inputs, **kwargs):
+        g = Gate(daemon, tmp_path, inputs, **kwargs)
+        started.append(g)
+        return g
+
+    yield start
+    for g in started:
+        rc = g.stop()
+        assert rc == 0, "\n".join(g.log()[-30:])

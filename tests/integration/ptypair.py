@@ -18,6 +18,8 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
+
 SOCAT = shutil.which("socat") or "/usr/bin/socat"
 
 
@@ -89,3 +91,11 @@ class PtyPair:
 
     def __exit__(self, *exc):
         self.stop()
+
+
+@pytest.fixture
+def line(tmp_path):
+    """A started PtyPair in the test's directory; stopped at teardown."""
+    pair = PtyPair(tmp_path).start()
+    yield pair
+    pair.stop()

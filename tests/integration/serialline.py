@@ -176,14 +176,6 @@ class SerialGate:
 
 
 @pytest.fixture
-def line(tmp_path):
-    """A started pty pair; stopped at teardown."""
-    pair = PtyPair(tmp_path).start()
-    yield pair
-    pair.stop()
-
-
-@pytest.fixture
 def serial_gate(daemon, tmp_path):
     """serial_gate(inputs=None, device=None, daemon_settings=None, wait=True, test=True,
     queue=None, state_dir=None, **options) -> SerialGate. Without inputs, one serial

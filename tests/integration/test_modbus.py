@@ -30,45 +30,14 @@ from pathlib import Path
 import pytest
 
 from conftest import PLUGIN_DIR, SOURCE_DIR, run
-from modbus import (Gate, Server, json_value, modbus_input, point, registers, slave,
-                    text_registers, typed)
+from modbus import gate, server  # noqa: F401  (fixtures)
+from modbus import (json_value, modbus_input, point, registers, slave, text_registers,
+                    typed)
 
 pytestmark = pytest.mark.skipif(not (Path(PLUGIN_DIR) / "modbus.so").exists(),
                                 reason="modbus.so is not built")
 
 I64_MAX, I64_MIN = 2**63 - 1, -2**63
-
-
-@pytest.fixture
-def server(tmp_path):
-    """server(spec, **kwargs) -> a started Server; every one is stopped at teardown."""
-    started = []
-
-    def start(spec, **kwargs):
-        s = Server(tmp_path, spec, **kwargs).start()
-        started.append(s)
-        return s
-
-    yield start
-    for s in started:
-        s.stop()
-
-
-@pytest.fixture
-def gate(daemon, tmp_path):
-    """gate(inputs, ...) -> a started Gate. At teardown each one must stop cleanly:
-    exit status 0, which under ASan and UBSan also means no leak and no error."""
-    started = []
-
-    def start(inputs, **kwargs):
-        g = Gate(daemon, tmp_path, inputs, **kwargs)
-        started.append(g)
-        return g
-
-    yield start
-    for g in started:
-        rc = g.stop()
-        assert rc == 0, "\n".join(g.log()[-30:])
 
 
 def by_topic(readings):

@@ -19,50 +19,12 @@ from pathlib import Path
 import pytest
 
 from conftest import PLUGIN_DIR
-from modbus import Gate, Server, modbus_input, point, registers, slave, text_registers, typed
-from ptypair import PtyPair
+from modbus import gate, server  # noqa: F401  (fixtures)
+from modbus import modbus_input, point, registers, slave, text_registers, typed
+from ptypair import line  # noqa: F401  (fixture)
 
 pytestmark = pytest.mark.skipif(not (Path(PLUGIN_DIR) / "modbus.so").exists(),
                                 reason="modbus.so is not built")
-
-
-@pytest.fixture
-def line(tmp_path):
-    """A started pty pair; pair.device is the gateway's port, pair.peer the slave's."""
-    pair = PtyPair(tmp_path).start()
-    yield pair
-    pair.stop()
-
-
-@pytest.fixture
-def server(tmp_path):
-    started = []
-
-    def start(spec, pair):
-        s = Server(tmp_path, spec, serial=pair.peer).start()
-        started.append(s)
-        return s
-
-    yield start
-    for s in started:
-        s.stop()
-
-
-@pytest.fixture
-def gate(daemon, tmp_path):
-    """gate(inputs, ...) -> a started Gate. At teardown each one must stop cleanly:
-    exit status 0, which under ASan and UBSan also means no leak and no error."""
-    started = []
-
-    def start(inputs, **kwargs):
-        g = Gate(daemon, tmp_path, inputs, **kwargs)
-        started.append(g)
-        return g
-
-    yield start
-    for g in started:
-        rc = g.stop()
-        assert rc == 0, "\n".join(g.log()[-30:])
 
 
 def rtu_input(pair, slaves, **options):
@@ -109,7 +71,7 @@ EXPECTED = {"temp": -21.5, "count": -2, "name": "RTU ok", "status": 0x8001, "ala
 
 
 def test_rtu_values_next_to_a_silent_slave(line, server, gate):
-    srv = server(SPEC, line)
+    srv = server(SPEC, serial=line.peer)
     g = gate([rtu_input(line, [
         slave(1, POINTS, name="meter", interval="400ms", topic="meter"),
         slave(9, [point("x", "holding", 0, "uint16"), point("y", "holding", 50, "uint16")],
@@ -142,7 +104,7 @@ def test_rtu_values_next_to_a_silent_slave(line, server, gate):
 
 
 def test_rtu_pause_between_requests(line, server, gate):
-    srv = server(SPEC, line)
+    srv = server(SPEC, serial=line.peer)
     g = gate([rtu_input(line, [slave(1, POINTS, interval="100ms"),
                                slave(2, [point("v", "holding", 0, "uint16")],
                                      interval="100ms")],
@@ -156,7 +118,7 @@ def test_rtu_pause_between_requests(line, server, gate):
 
 
 def test_rtu_adapter_unplugged_and_plugged_in_again(line, server, gate):
-    srv = server(SPEC, line)
+    srv = server(SPEC, serial=line.peer)
     g = gate([rtu_input(line, [slave(2, [point("v", "holding", 0, "uint16")],
                                      interval="100ms")],
                         restart_backoff_min="100ms", restart_backoff_max="400ms")])
@@ -167,7 +129,7 @@ def test_rtu_adapter_unplugged_and_plugged_in_again(line, server, gate):
     g.wait_log("run failed")
     g.wait_log(f"rtu {line.device} 19200 8N2: cannot open: No such file or directory")
     line.start()
-    srv2 = server({"units": {"2": {"hr": {"0": [8]}}}}, line)
+    srv2 = server({"units": {"2": {"hr": {"0": [8]}}}}, serial=line.peer)
     g.wait_reading(lambda r: r["fields"] == {"v": 8}, timeout=15)
     assert g.d.proc.poll() is None and g.d.proc.pid == pid
     assert srv2.of(2)

@@ -29,7 +29,8 @@ import time
 import pytest
 
 from conftest import PLUGIN_DIR, SOURCE_DIR, run
-from serialline import line, serial_gate  # noqa: F401  (fixtures)
+from ptypair import line  # noqa: F401  (fixture)
+from serialline import serial_gate  # noqa: F401  (fixture)
 from serialline import (INSTANCE, TOPIC, Peer, config_text, now_ms, plugin_built, preview,
                         serial_input, typed)
 

@@ -21,7 +21,8 @@ import time
 import pytest
 
 from ptypair import PtyPair
-from serialline import line, serial_gate  # noqa: F401  (fixtures)
+from ptypair import line  # noqa: F401  (fixture)
+from serialline import serial_gate  # noqa: F401  (fixture)
 from serialline import Peer, plugin_built, wait_until
 from smallfs import FULL_QUEUE, leave_free, small_fs  # noqa: F401  (fixture)
 from unixsock import queue_dump

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import COAPGATED, PLUGIN_DIR, Daemon
+from conftest import COAPGATED, PLUGIN_DIR, Daemon, typed  # noqa: F401  (typed: re-exported)
 from uplink import conf_group, conf_settings
 from uplink import wait_until  # noqa: F401 (the tests import it from here)
 
@@ -441,11 +441,6 @@ def wait_started(g, timeout=30):
 
 # --------------------------------------------------------------------------------------
 # Values
-
-
-def typed(fields):
-    """{name: (type name, value)}: compares 3 != 3.0 != True, which == does not."""
-    return {k: (type(v).__name__, v) for k, v in fields.items()}
 
 
 def json_line(**fields):

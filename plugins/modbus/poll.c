@@ -21,6 +21,9 @@
 #define ERROR_TEXT_MAX 192
 #define LABEL_MAX      (MODBUS_SLAVE_NAME_MAX + 40)
 
+/* How long to pause between offers of a reading to a full queue. */
+#define FULL_RETRY_USEC 10000
+
 enum slave_state {
 	SLAVE_PENDING,
 	SLAVE_UP,
@@ -425,9 +428,11 @@ static void emit_reading(struct poller *p, struct slave *s)
 		return;
 	reading.n_fields = n;
 	reading.timestamp_ms = cg_time_ms();
-	/* A full queue with when_full = "block": hold the bus rather than drop. */
-	while ((r = cg_emit(p->inst, &reading)) == -EAGAIN && !cg_should_stop(p->inst))
-		;
+	/* A full queue with when_full = "block": hold the bus rather than drop. cg_emit()
+	 * has waited block_timeout, which may be 0: pause between offers, never spin. */
+	while ((r = cg_emit(p->inst, &reading)) == -EAGAIN)
+		if (cg_sleep(p->inst, FULL_RETRY_USEC) < 0)
+			break;
 }
 
 static int log_connect_failure(struct poller *p, int r, const char *step)

@@ -213,11 +213,13 @@ def modbus_input(slaves, name="bus", topic="plant/bus", **options):
     return s
 
 
-def config_text(inputs, state_dir, daemon=None):
+def config_text(inputs, state_dir, daemon=None, queue=None):
     d = dict(state_dir=str(state_dir), log_target="stderr", log_level="info")
     d.update(daemon or {})
-    return (f"daemon: {lc(d)};\nuplink: {{ enabled = false; }};\n"
-            f"inputs = {lc(inputs)};\n")
+    text = f"daemon: {lc(d)};\nuplink: {{ enabled = false; }};\n"
+    if queue:
+        text += f"queue: {lc(queue)};\n"
+    return text + f"inputs = {lc(inputs)};\n"
 
 
 # --------------------------------------------------------------------------------------
@@ -225,13 +227,17 @@ def config_text(inputs, state_dir, daemon=None):
 
 
 class Gate:
-    """coapgated --test with the given inputs; readings parsed from its stdout."""
+    """coapgated --test with the given inputs; readings parsed from its stdout. With
+    test=False the readings go into the queue in state_dir instead."""
 
-    def __init__(self, daemon, tmp_path, inputs, log_level="info", args=()):
+    def __init__(self, daemon, tmp_path, inputs, log_level="info", args=(), test=True,
+                 state_dir=None, queue=None):
         self.path = tmp_path / "coapgate.conf"
-        self.path.write_text(config_text(inputs, tmp_path / "state",
-                                         daemon=dict(log_level=log_level)))
-        self.d = daemon(["-c", str(self.path), "-P", PLUGIN_DIR, "--test", *args])
+        self.state_dir = state_dir or tmp_path / "state"
+        self.path.write_text(config_text(inputs, self.state_dir,
+                                         daemon=dict(log_level=log_level), queue=queue))
+        self.d = daemon(["-c", str(self.path), "-P", PLUGIN_DIR,
+                         *(["--test"] if test else []), *args])
 
     def readings(self, n, timeout=20):
         return [json.loads(l) for l in self.d.wait_lines(n, "stdout", timeout=timeout)]

@@ -21,6 +21,7 @@ with pymodbus as the server (modbus_server.py) and readings read from `coapgated
 The serial line (RTU over a socat pty pair) is in test_modbus_rtu.py."""
 
 import math
+import os
 import re
 import statistics
 import struct
@@ -31,6 +32,9 @@ import pytest
 
 from conftest import PLUGIN_DIR, SOURCE_DIR, run
 from modbus import gate, server  # noqa: F401  (fixtures)
+from smallfs import FULL_QUEUE, leave_free, small_fs  # noqa: F401  (fixture)
+from unixsock import queue_dump
+from uplink import wait_until
 from modbus import (json_value, modbus_input, point, registers, slave, text_registers,
                     typed)
 
@@ -642,3 +646,45 @@ def test_readme_lists_every_option():
     options = readme.split("\n## Options\n", 1)[1].split("\n## ", 1)[0]
     documented = set(re.findall(r"^\| `(\w+)` \|", options, re.M))
     assert keys == documented, (keys - documented, documented - keys)
+
+
+# --------------------------------------------------------------------------------------
+# A full queue
+
+
+def cpu_seconds(pid):
+    """User and system time of a process so far (/proc/PID/stat)."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def test_full_queue_with_block_holds_the_poll_without_spinning(server, gate, small_fs):
+    """when_full = "block" with block_timeout = 0: cg_emit() answers "no room" at
+    once, and the input keeps its reading and offers it again after a pause instead
+    of spinning on a CPU; once there is room, the polls go on."""
+    srv = server({"units": {"1": {"hr": {"0": text_registers("x" * 240, 120)}}}})
+    g = gate([modbus_input([slave(1, [point("pad", "holding", 0, "string", length=120)],
+                                  interval="2ms")],
+                           host="127.0.0.1", port=srv.port)],
+             test=False, state_dir=small_fs / "state",
+             queue=dict(FULL_QUEUE, when_full="block", block_timeout="0"))
+    wait_until(lambda: queue_dump(g.state_dir), 20, "the first reading")
+    ballast = leave_free(small_fs, 1 << 20)
+
+    def stalled():
+        before = len(queue_dump(g.state_dir))
+        time.sleep(1.0)
+        return before if len(queue_dump(g.state_dir)) == before else None
+
+    count = wait_until(stalled, 60, "the queue to be full", interval=0)
+    t0, cpu0 = time.monotonic(), cpu_seconds(g.d.proc.pid)
+    time.sleep(2.0)
+    busy = (cpu_seconds(g.d.proc.pid) - cpu0) / (time.monotonic() - t0)
+    assert busy < 0.25, f"coapgated used {busy:.0%} of a CPU while the queue was full"
+    assert len(queue_dump(g.state_dir)) == count
+
+    ballast.unlink()
+    wait_until(lambda: len(queue_dump(g.state_dir)) > count + 100, 30,
+               "polls to go on once there is room", interval=0.3)
+    assert g.stop() == 0, "\n".join(g.log()[-30:])

@@ -264,6 +264,22 @@ class Gate:
 
 
 # --------------------------------------------------------------------------------------
+# Timing
+
+
+def gaps(times):
+    return [b - a for a, b in zip(times, times[1:])]
+
+
+def grid_spread(times, interval):
+    """How far polls k = 0, 1, ... stray from one grid t0 + k * interval: the latest
+    minus the earliest. Polls scheduled from their previous deadline stay within the
+    longest delay any of them had; polls scheduled from "now" drift away."""
+    phases = [t - k * interval for k, t in enumerate(times)]
+    return max(phases) - min(phases)
+
+
+# --------------------------------------------------------------------------------------
 # Fixtures
 
 

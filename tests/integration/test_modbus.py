@@ -32,6 +32,7 @@ import pytest
 
 from conftest import PLUGIN_DIR, SOURCE_DIR, run
 from modbus import gate, server  # noqa: F401  (fixtures)
+from modbus import gaps, grid_spread
 from smallfs import FULL_QUEUE, leave_free, small_fs  # noqa: F401  (fixture)
 from unixsock import queue_dump
 from uplink import wait_until
@@ -290,18 +291,6 @@ def test_requests_are_coalesced_and_counted(server, gate):
 
 # --------------------------------------------------------------------------------------
 # Failures
-
-
-def gaps(times):
-    return [b - a for a, b in zip(times, times[1:])]
-
-
-def grid_spread(times, interval):
-    """How far polls k = 0, 1, ... stray from one grid t0 + k * interval: the latest
-    minus the earliest. Polls scheduled from their previous deadline stay within the
-    longest delay any of them had; polls scheduled from "now" drift away."""
-    phases = [t - k * interval for k, t in enumerate(times)]
-    return max(phases) - min(phases)
 
 
 def test_illegal_address_is_logged_by_name_and_isolated(server, gate):

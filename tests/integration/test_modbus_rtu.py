@@ -20,6 +20,7 @@ import pytest
 
 from conftest import PLUGIN_DIR
 from modbus import gate, server  # noqa: F401  (fixtures)
+from modbus import gaps, grid_spread
 from modbus import modbus_input, point, registers, slave, text_registers, typed
 from ptypair import line  # noqa: F401  (fixture)
 
@@ -32,18 +33,6 @@ def rtu_input(pair, slaves, **options):
                     stop_bits=2)
     settings.update(options)
     return modbus_input(slaves, **settings)
-
-
-def gaps(times):
-    return [b - a for a, b in zip(times, times[1:])]
-
-
-def grid_spread(times, interval):
-    """How far polls k = 0, 1, ... stray from one grid t0 + k * interval: the latest
-    minus the earliest. Polls scheduled from their previous deadline stay within the
-    longest delay any of them had; polls scheduled from "now" drift away."""
-    phases = [t - k * interval for k, t in enumerate(times)]
-    return max(phases) - min(phases)
 
 
 SPEC = {"units": {

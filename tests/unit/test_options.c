@@ -811,7 +811,7 @@ static void test_origins(void **state)
 	assert_int_equal(LINE_OF(&p[0].address), 3);
 	assert_int_equal(LINE_OF(&p[0].port), 4);
 	assert_int_equal(LINE_OF(&p[0].enabled), 3); /* default: the element's line */
-	assert_int_equal(LINE_OF(&p[1]), 6); /* the same: the member at offset 0 is inner */
+	assert_int_equal(LINE_OF(&p[1]), 6);	     /* the same: the member at offset 0 is inner */
 	assert_int_equal(LINE_OF(&p[1].address), 6);
 	assert_int_equal(LINE_OF(&p[1].port), 5);
 	assert_int_equal(LINE_OF(&c.inner.label), 9);

@@ -658,6 +658,7 @@ def test_full_queue_with_block_holds_the_poll_without_spinning(server, gate, sma
                            host="127.0.0.1", port=srv.port)],
              test=False, state_dir=small_fs / "state",
              queue=dict(FULL_QUEUE, when_full="block", block_timeout="0"))
+    g.wait_log(": connected")  # the queue is open before any input starts
     wait_until(lambda: queue_dump(g.state_dir), 20, "the first reading")
     ballast = leave_free(small_fs, 1 << 20)
 

@@ -720,6 +720,19 @@ static void test_list_elements(void **state)
 	assert_int_equal(c.points.count, 0);
 }
 
+/* Write text to a new file named after the mkstemp() template path, and read it with
+ * libconfig as the daemon does (config_read_file() records the file name). */
+static void read_temp_file(char *path, const char *text, config_t *cf)
+{
+	int fd = mkstemp(path);
+
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+	close(fd);
+	config_init(cf);
+	assert_int_equal(config_read_file(cf, path), CONFIG_TRUE);
+}
+
 static void test_file_and_line(void **state)
 {
 	char path[] = "/tmp/coapgate-test-options-XXXXXX";
@@ -735,15 +748,9 @@ static void test_file_and_line(void **state)
 	char want[1024];
 	config_t cf;
 	char *log;
-	int fd, r;
+	int r;
 
-	fd = mkstemp(path);
-	assert_true(fd >= 0);
-	assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
-	close(fd);
-
-	config_init(&cf);
-	assert_int_equal(config_read_file(&cf, path), CONFIG_TRUE);
+	read_temp_file(path, text, &cf);
 	init_conf(&c);
 	capture_start(&cap);
 	r = options_parse_group(table, config_root_setting(&cf), &c, NULL, true, "", NULL);
@@ -789,14 +796,8 @@ static void test_origins(void **state)
 	const struct point *p;
 	struct conf c;
 	config_t cf;
-	int fd;
 
-	fd = mkstemp(path);
-	assert_true(fd >= 0);
-	assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
-	close(fd);
-	config_init(&cf);
-	assert_int_equal(config_read_file(&cf, path), CONFIG_TRUE);
+	read_temp_file(path, text, &cf);
 	init_conf(&c);
 	assert_int_equal(
 	    options_parse_group(table, config_root_setting(&cf), &c, NULL, true, "", &origins), 0);

@@ -121,7 +121,8 @@ def test_rtu_adapter_unplugged_and_plugged_in_again(line, server, gate):
     srv2 = server({"units": {"2": {"hr": {"0": [8]}}}}, serial=line.peer)
     g.wait_reading(lambda r: r["fields"] == {"v": 8}, timeout=15)
     assert g.d.proc.poll() is None and g.d.proc.pid == pid
-    assert srv2.of(2)
+    # The new server answered it; its request log is another pipe, so wait for it.
+    srv2.wait_requests(2, 1, timeout=10)
     # The poll the unplugging cut short failed, and counts as the slave's. (The log
     # is another pipe than the readings: wait for it, do not assume its order.)
     g.wait_log('slave "unit2" (unit 2) is up again after 1 failed poll (')
